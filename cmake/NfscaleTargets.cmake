@@ -1,0 +1,50 @@
+# Helpers that define nfscale's per-area component libraries and test programs.
+# Each area src/nfscale/<area>/ is one static component (nfscale_<area>); the umbrella target `nfscale`
+# links them all. Sources are globbed, so adding a file pair needs no CMake edit.
+
+set(NFSCALE_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+
+# A tiny target that owns the precompiled LibTorch header; every torch-using target reuses it.
+function(nfscale_pch_owner)
+  add_library(nfscale_pch STATIC ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
+  target_link_libraries(nfscale_pch PUBLIC ${TORCH_LIBRARIES})
+  target_compile_options(nfscale_pch PUBLIC ${NFSCALE_WARNINGS})
+  target_include_directories(nfscale_pch PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  if(NFSCALE_PCH)
+    target_precompile_headers(nfscale_pch PRIVATE <torch/torch.h>)
+  endif()
+endfunction()
+
+function(nfscale_use_pch target)
+  if(NFSCALE_PCH)
+    target_precompile_headers(${target} REUSE_FROM nfscale_pch)
+  endif()
+endfunction()
+
+# nfscale_area(NAME area DEPS other_targets...)
+function(nfscale_area area)
+  cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
+  file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${area}/*.cpp)
+  if(NOT _srcs)
+    set(_srcs ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
+  endif()
+  add_library(nfscale_${area} STATIC ${_srcs})
+  target_include_directories(nfscale_${area} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(nfscale_${area} PUBLIC nfscale_pch ${A_DEPS})
+  nfscale_use_pch(nfscale_${area})
+endfunction()
+
+# nfscale_tests(area DEPS libs...): one GoogleTest program per area from tests/<area>/*.cpp.
+function(nfscale_tests area)
+  cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
+  file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${area}/*.cpp)
+  if(NOT _srcs)
+    return()
+  endif()
+  add_executable(test_${area} ${_srcs})
+  target_link_libraries(test_${area} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  target_compile_definitions(test_${area} PRIVATE NFSCALE_BINARY_DIR="${PROJECT_BINARY_DIR}"
+                                                  NFSCALE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  nfscale_use_pch(test_${area})
+  gtest_discover_tests(test_${area} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS ${area})
+endfunction()

@@ -1,0 +1,22 @@
+// runtime.h - process-wide runtime tuning: intra-op threads and glibc malloc thresholds.
+// LibTorch 1.13 defaults to half the cores (1.6-1.8x slower on 2 cores); glibc's default mmap/trim thresholds
+// return and re-fault large activation buffers every step (10-15% on training steps).
+#pragma once
+#include <cstddef>
+
+namespace nfscale {
+
+struct RuntimeOptions {
+  int threads = 0;                        // intra-op threads; 0 = all online cores (env NFSCALE_THREADS overrides)
+  bool tune_malloc = true;                // raise glibc M_MMAP_THRESHOLD / M_TRIM_THRESHOLD (env NFSCALE_MALLOC_TUNE=0)
+  size_t mmap_threshold = size_t(1) << 30;  // bytes; allocations below this come from the heap
+  size_t trim_threshold = size_t(1) << 31;  // bytes of free heap kept before trimming
+};
+
+// Applies the options; returns the thread count in use. Safe to call more than once.
+int configure_runtime(const RuntimeOptions& options = {});
+
+// Number of online cores.
+int online_cores();
+
+}  // namespace nfscale
