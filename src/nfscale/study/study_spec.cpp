@@ -1,0 +1,120 @@
+// study_spec.cpp - presets, validation and (de)serialisation of StudySpec.
+#include "nfscale/study/study_spec.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "nfscale/util/error.h"
+
+namespace nfscale::study {
+namespace fs = std::filesystem;
+
+std::string StudySpec::db_path() const { return (fs::path(out_dir) / "results.sqlite").string(); }
+
+std::string StudySpec::trial_dir(const std::string& model, double e, double lr, uint64_t seed) const {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%s-e%g-lr%g-s%llu", model.c_str(), e, lr, static_cast<unsigned long long>(seed));
+  return (fs::path(out_dir) / "trials" / buf).string();
+}
+
+void StudySpec::validate() const {
+  require(!name.empty(), "study setting 'name' is empty");
+  require(!models.empty(), "study setting 'models' is empty: list models from `nfscale models`");
+  require(!epochs.empty(), "study setting 'epochs' is empty: give epoch budgets, e.g. [0.25, 0.5, 1, 2]");
+  for (double e : epochs) require(e > 0, "study setting 'epochs' has a non-positive budget");
+  require(!lrs.empty(), "study setting 'lrs' is empty: give base learning rates (batch-256 scale)");
+  for (double lr : lrs) require(lr > 0, "study setting 'lrs' has a non-positive learning rate");
+  require(!seeds.empty(), "study setting 'seeds' is empty");
+  require(max_lr_trials >= 2, "study setting 'max_lr_trials' must be >= 2");
+  require(!out_dir.empty(), "study setting 'out_dir' is empty");
+  train::TrainConfig probe = base;
+  probe.model = models.front();
+  probe.run_dir = out_dir;
+  probe.validate();
+}
+
+StudySpec preset(const std::string& name) {
+  StudySpec s;
+  s.name = name;
+  s.out_dir = "studies/" + name;
+  train::TrainConfig& b = s.base;
+  b.data = "fashion-mnist";
+  b.resolution = 32;
+  b.batch = 128;
+  b.warmup_epochs = 0.0;
+  b.ema_decay = 0.0;          // short runs: the EMA warm-up dominates; evaluate the raw weights
+  b.label_smoothing = 0.1;
+  b.eval_points = 4;
+  b.checkpoint_seconds = 30;
+  b.quiet = true;
+  if (name == "default") {
+    // <= 15 minutes on 2 cores: a 4-member ladder, budgets 0.25..2 on a 12k-image subset, 3 LRs.
+    s.models = {"mini-F0", "mini-F1", "mini-F3", "mini-F3+"};
+    s.epochs = {0.25, 0.5, 1, 2};
+    s.lrs = {0.2, 0.4, 0.8};
+    b.holdout = 5000;
+    b.train_examples = 12000;
+  } else if (name == "full") {
+    s.models = {"mini-F0", "mini-F1", "mini-F3", "mini-F3+", "mini-F7", "mini-F7+"};
+    s.epochs = {0.25, 0.5, 1, 2, 4, 8};
+    s.lrs = {0.1, 0.2, 0.4, 0.8, 1.6};
+    b.holdout = 10000;
+  } else if (name == "smoke") {
+    s.models = {"mini-F0"};
+    s.epochs = {0.25, 0.5};
+    s.lrs = {0.2, 0.4};
+    b.data = "digits";
+    b.holdout = 200;
+    b.resolution = 32;
+    b.batch = 64;
+    b.eval_points = 2;
+  } else {
+    std::string names;
+    for (auto& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
+    throw UserError("unknown study preset '" + name + "'; valid presets: " + names);
+  }
+  return s;
+}
+
+std::vector<std::string> preset_names() { return {"default", "full", "smoke"}; }
+
+nlohmann::json to_json(const StudySpec& s) {
+  return {{"name", s.name},       {"models", s.models},     {"epochs", s.epochs},
+          {"lrs", s.lrs},         {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
+          {"seeds", s.seeds},     {"out_dir", s.out_dir},   {"finetune_top", s.finetune_top},
+          {"train", train::to_json(s.base)}};
+}
+
+StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, StudySpec s) {
+  require(j.is_object(), origin + ": expected an object/table of study settings");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    try {
+      if (k == "name") it.value().get_to(s.name);
+      else if (k == "models") it.value().get_to(s.models);
+      else if (k == "epochs") it.value().get_to(s.epochs);
+      else if (k == "lrs") it.value().get_to(s.lrs);
+      else if (k == "adaptive_lr") it.value().get_to(s.adaptive_lr);
+      else if (k == "max_lr_trials") it.value().get_to(s.max_lr_trials);
+      else if (k == "seeds") it.value().get_to(s.seeds);
+      else if (k == "out_dir") it.value().get_to(s.out_dir);
+      else if (k == "finetune_top") it.value().get_to(s.finetune_top);
+      else if (k == "train") {
+        nlohmann::json merged = train::to_json(s.base);
+        require(it.value().is_object(), origin + ": 'train' must be a table of training settings");
+        for (auto t = it.value().begin(); t != it.value().end(); ++t) merged[t.key()] = t.value();
+        s.base = train::config_from_json(merged, origin + " [train]");
+      } else {
+        throw UserError(origin + ": unknown study setting '" + k +
+                        "' (valid: name, models, epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
+                        "finetune_top, train)");
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw UserError(origin + ": study setting '" + k + "' has the wrong type (" + e.what() + ")");
+    }
+  }
+  return s;
+}
+
+}  // namespace nfscale::study

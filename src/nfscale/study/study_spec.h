@@ -1,0 +1,40 @@
+// study_spec.h - what a scaling study sweeps: models x epoch budgets x learning rates x seeds, on which data, and
+// the shared training settings. Presets ("default", "full", "smoke") and TOML/JSON study files.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "nfscale/train/config.h"
+
+namespace nfscale::study {
+
+struct StudySpec {
+  std::string name = "default";
+  std::vector<std::string> models;
+  std::vector<double> epochs;          // epoch budgets, e.g. 0.25, 0.5, 1, 2
+  std::vector<double> lrs;             // base LRs (batch-256 scale) of the grid; with adaptive_lr: the start values
+  bool adaptive_lr = false;            // per (model, budget): start at the predicted optimum, step x2 until bracketed
+  int max_lr_trials = 6;               // adaptive search: at most this many LRs per (model, budget)
+  std::vector<uint64_t> seeds{0};
+  train::TrainConfig base;             // shared settings (data, holdout, resolution, batch, recipe)
+  std::string out_dir;                 // results.sqlite, trials/, report/ live here
+  int64_t finetune_top = 0;            // study --finetune: fine-tune the frontier checkpoints (see finetune pipeline)
+
+  std::string db_path() const;         // <out_dir>/results.sqlite
+  std::string trial_dir(const std::string& model, double epochs, double lr, uint64_t seed) const;
+  void validate() const;               // UserError naming the field
+};
+
+// Presets: "default" (<= 15 min on 2 cores), "full" (the longer study), "smoke" (seconds; for tests).
+StudySpec preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+nlohmann::json to_json(const StudySpec& s);
+// Reads a study file (.toml or .json) on top of `base` (keys: name, models, epochs, lrs, adaptive_lr, max_lr_trials,
+// seeds, out_dir, and `train` = a table of training settings). Unknown keys are errors naming the file and key.
+StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, StudySpec base);
+
+}  // namespace nfscale::study

@@ -1,0 +1,47 @@
+// sweep.h - runs a study's trials (models x budgets x LRs x seeds) against the shared results database:
+// registration (grid or adaptive LR search), worker loops that claim, train (resuming from checkpoints) and record,
+// and multi-process workers sharing one SQLite file.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "nfscale/study/study_spec.h"
+
+namespace nfscale::scaling {
+class ResultsDb;
+}
+
+namespace nfscale::study {
+
+struct SweepOptions {
+  int workers = 1;              // worker processes (this one included)
+  double stale_after_s = 90.0;  // a running trial whose heartbeat is older than this is reclaimed
+  bool retry_failed = false;    // put failed trials back to pending first
+  std::string worker_id;        // "" = <hostname>:<pid>
+  bool verbose = true;
+};
+
+struct SweepSummary {
+  int64_t trials_run = 0;       // trials this process trained to completion
+  int64_t trials_failed = 0;
+  int64_t done = 0, failed = 0, pending = 0, running = 0;  // database counts at the end
+  double seconds = 0.0;
+};
+
+// Writes <out_dir>/study.json (the resolved spec) and registers the initial trials (idempotent).
+void register_study(scaling::ResultsDb& db, const StudySpec& spec);
+
+// One worker: claim -> train (resume) -> record, until nothing is left. Adaptive LR expansion happens here.
+SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options);
+
+// Registers the study, starts options.workers-1 extra worker processes (this binary, `sweep --worker`), runs a
+// worker in this process, waits for the others. Re-running after a kill resumes unfinished trials from their
+// checkpoints and never repeats a finished one.
+SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options);
+
+// The adaptive LR search's decision for one (model, budget, seed) group, given the LRs tried so far and their
+// held-out losses (+inf for diverged, NaN for unfinished). Returns the next LR to try, or 0 when the optimum is
+// bracketed (loss rises on both sides), the search hit max_trials, or results are still outstanding.
+double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials);
+
+}  // namespace nfscale::study

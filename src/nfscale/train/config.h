@@ -1,0 +1,81 @@
+// config.h - the complete, resolved configuration of one training run (pre-training or fine-tuning).
+// It is written to <run_dir>/config.json so any run can be reproduced, and read back on --resume.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace nfscale::train {
+
+struct TrainConfig {
+  // What to train.
+  std::string model;             // registry name, e.g. "mini-F0" or "F0"
+  std::string data = "fashion-mnist";       // data spec "kind[:path]" for the training set
+  std::string test_data;         // data spec for the test set ("" = same kind, split test, when available)
+  int64_t holdout = 0;           // examples carved from the training set for held-out evaluation (0 = none)
+  int64_t train_examples = 0;    // use only this many training examples (a fixed seeded subset; 0 = all)
+  bool eval_ema = false;         // also evaluate the EMA weights (reported as ema_* in metrics)
+  int64_t resolution = 32;       // train resolution (px)
+  int64_t eval_resolution = 0;   // eval resolution (0 = same as train)
+  int64_t channels = 0;          // model input channels (0 = the dataset's)
+
+  // Budget and batch.
+  double epochs = 1.0;           // epoch budget, may be fractional: steps = ceil(epochs * N / batch)
+  int64_t batch = 128;           // effective batch (examples per optimiser step)
+  int64_t micro_batch = 0;       // examples per forward/backward (0 = batch); batch must be a multiple
+
+  // Optimisation (reference recipe; see docs/optim.md).
+  double lr = 0.1;               // base LR at batch 256: LR = lr * batch / 256 (unless absolute_lr)
+  bool absolute_lr = false;      // treat lr as the absolute LR
+  double warmup_epochs = 0.0;    // linear warm-up length in epochs (clamped below the total)
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 2e-5;
+  double clip = 0.01;            // AGC clipping threshold (<= 0 disables AGC)
+  double label_smoothing = 0.1;
+  double ema_decay = 0.99999;    // <= 0 disables the EMA
+  double stochastic_depth = 0.0;
+  double dropout = -1.0;         // -1 = model default
+  std::string activation = "gelu";
+  std::string precision = "auto";  // auto | fp32 | bf16 (auto: bf16 where the CPU has avx512_bf16)
+  bool channels_last = true;
+
+  // SAM (fine-tuning).
+  double sam_rho = 0.0;          // 0 disables SAM
+  bool sam_adaptive = false;
+
+  // Augmentation.
+  bool augment = true;           // random-resized crop + flip
+  double crop_min_area = 0.35;   // random-resized crop area range lower end (reference: 0.08 at ImageNet scale)
+  bool flip = true;
+  int randaugment_layers = 0;
+  int randaugment_magnitude = 0;
+  double mixup = 0.0;            // MixUp Beta(alpha) (0 = off)
+  double cutmix = 0.0;           // CutMix Beta(alpha) (0 = off)
+  int64_t multiplicity = 1;      // repeated augmentation
+
+  // Reproducibility and logistics.
+  uint64_t seed = 0;
+  int loader_threads = 2;
+  int64_t eval_every = 0;        // steps between held-out/test evaluations (0 = only at the end)
+  int64_t eval_points = 0;       // alternatively, number of evenly spaced evaluations
+  double checkpoint_seconds = 120.0;  // wall seconds between checkpoints (also on SIGINT/SIGTERM and at the end)
+  int64_t checkpoint_steps = 0;  // steps between checkpoints (0 = time-based only)
+  int64_t log_every = 20;        // steps between metrics lines
+  std::string run_dir;           // where config, checkpoints and metrics go
+  std::string init_from;         // fine-tuning: checkpoint to load weights from (classifier replaced)
+  bool quiet = false;            // no progress line
+
+  int64_t micro() const { return micro_batch > 0 ? micro_batch : batch; }
+  int64_t eval_res() const { return eval_resolution > 0 ? eval_resolution : resolution; }
+  // Throws UserError naming the field for any invalid value.
+  void validate() const;
+};
+
+nlohmann::json to_json(const TrainConfig& c);
+// Reads a config; unknown keys are an error naming the key (typos must not pass silently). `origin` names the
+// file for messages.
+TrainConfig config_from_json(const nlohmann::json& j, const std::string& origin);
+
+}  // namespace nfscale::train
