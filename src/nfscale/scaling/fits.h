@@ -1,0 +1,127 @@
+// fits.h - the scaling-study fits on run points: best learning rate per (model, epoch budget) with its bracket,
+// optimal LR vs epochs per model (log-log slope), the compute frontier with L = a*C^b and L = E + a*C^b fits,
+// compute-optimal N_opt(C) and D_opt(C) exponents, and the whole study in one call (fit_study) for the CLI,
+// results database and planner. Definitions in docs/scaling.md.
+#pragma once
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "nfscale/scaling/bootstrap.h"
+#include "nfscale/scaling/chinchilla.h"
+#include "nfscale/scaling/points.h"
+#include "nfscale/scaling/powerlaw.h"
+
+namespace nfscale::scaling {
+
+// ---- learning rate -------------------------------------------------------------------------------------------
+// Best LR of one (model, epochs) group: the grid LR with the lowest loss (mean over seeds).
+struct BestLr {
+  std::string model;
+  double params = kMissing;  // N of the model (NaN if the points have none)
+  double epochs = 0;
+  double lr = 0;             // best grid LR
+  double loss = 0;           // its mean loss
+  double lr_below = kMissing, lr_above = kMissing;  // neighbouring grid LRs, NaN at the grid edge
+  bool interior = false;     // both neighbours exist: the optimum is bracketed
+  double refined_lr = 0;     // vertex of a parabola in log LR through the best and its neighbours (= lr if not interior)
+  int grid_size = 0;         // distinct LRs tried
+  int runs = 0;              // points in the group (LRs x seeds)
+};
+
+// Needs model, epochs, lr, loss on every point. Throws UserError when a point lacks them or there are none.
+std::vector<BestLr> fit_best_lrs(const std::vector<RunPoint>& points);
+
+// Optimal LR vs epoch budget for one model: lr_opt = a * epochs^b, fitted on (epochs, refined best LR).
+struct LrSlope {
+  std::string model;
+  double params = kMissing;
+  PowerLaw law;             // law.b is the log-log slope
+  int budgets = 0;
+  int edge_optima = 0;      // budgets whose best LR is at the grid edge (slope less trustworthy)
+  double min_epochs = 0, max_epochs = 0;
+};
+constexpr int kMinLrSlopeBudgets = 3;
+
+// One slope per model with at least kMinLrSlopeBudgets budgets; models with fewer are listed in `skipped`
+// as (model, reason).
+std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
+                                   std::vector<std::pair<std::string, std::string>>* skipped = nullptr);
+
+// ---- compute frontier ----------------------------------------------------------------------------------------
+// Frontier: sort by flops (ties: lowest loss first) and keep each point whose loss is strictly lower than every
+// cheaper point's. Needs flops and loss on every point.
+std::vector<RunPoint> extract_frontier(const std::vector<RunPoint>& points);
+
+struct FrontierFit {
+  std::vector<RunPoint> frontier;  // sorted by flops
+  PowerLaw power;                  // L = a * C^b
+  Estimate power_a, power_b;
+  std::optional<OffsetPowerLaw> offset;  // L = E + a * C^b (needs kMinOffsetPowerLawPoints frontier points)
+  std::string offset_error;              // why `offset` is empty
+  Estimate offset_E, offset_a, offset_b;
+  BootstrapSamples power_samples;   // (a, b) per resample
+  BootstrapSamples offset_samples;  // (E, a, b) per resample
+  double level = 0.95;
+  double min_flops = 0, max_flops = 0;
+  // Predicted loss at compute C with its bootstrap percentile interval (interval of the fitted curve).
+  Estimate predict_power(double flops) const;
+  Estimate predict_offset(double flops) const;  // value NaN if no offset fit
+};
+
+// Throws UserError when fewer than kMinPowerLawPoints frontier points remain. Bootstrap resamples the
+// frontier points (case resampling); the frontier selection itself is not re-done per resample.
+FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap = {});
+
+// ---- compute-optimal allocation ------------------------------------------------------------------------------
+// N_opt = kN * C^aN and D_opt = kD * C^bD, regressed in log space on the frontier points (which need params and
+// examples). Needs at least 2 distinct model sizes on the frontier.
+struct ComputeOptimalFit {
+  PowerLaw n_law, d_law;
+  Estimate n_coeff, n_exponent, d_coeff, d_exponent;
+  int n = 0;
+  int distinct_models = 0;
+  BootstrapSamples samples;  // (kN, aN, kD, bD) per resample
+  double min_flops = 0, max_flops = 0;
+};
+ComputeOptimalFit fit_compute_optimal(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap = {});
+
+// ---- the whole study -----------------------------------------------------------------------------------------
+struct FitOptions {
+  BootstrapOptions bootstrap;
+  ChinchillaOptions chinchilla;
+  bool fit_chinchilla = true;
+};
+
+// Every fit that the data allow; a fit that cannot be done records its reason (the *_error strings) instead of
+// throwing.
+struct StudyFit {
+  int n_points = 0;
+  FitOptions options;
+  std::vector<BestLr> best_lrs;
+  std::string best_lrs_error;
+  std::vector<LrSlope> lr_slopes;
+  std::vector<std::pair<std::string, std::string>> lr_slopes_skipped;  // (model, reason)
+  std::optional<FrontierFit> frontier;
+  std::string frontier_error;
+  std::optional<ComputeOptimalFit> compute_optimal;
+  std::string compute_optimal_error;
+  std::optional<ChinchillaFit> chinchilla;
+  std::string chinchilla_error;
+};
+
+// Throws UserError only if `points` is empty.
+StudyFit fit_study(const std::vector<RunPoint>& points, const FitOptions& options = {});
+
+nlohmann::json to_json(const BestLr& b);
+nlohmann::json to_json(const LrSlope& s);
+nlohmann::json to_json(const FrontierFit& f);
+nlohmann::json to_json(const ComputeOptimalFit& f);
+nlohmann::json to_json(const StudyFit& s);
+// Readable tables of every fit.
+std::string format_study_fit(const StudyFit& s);
+
+}  // namespace nfscale::scaling
