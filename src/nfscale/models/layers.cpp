@@ -1,0 +1,164 @@
+// layers.cpp - NFNet building blocks (see layers.h): scaled activations, SAME padding, WSConv2d, Dense,
+// squeeze-excite, stochastic depth, and their counting-mode short cuts.
+#include "nfscale/models/layers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "nfscale/models/cost_counter.h"
+#include "nfscale/util/error.h"
+
+namespace nfscale::models {
+
+Activation parse_activation(const std::string& name, const std::string& field) {
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "silu") return Activation::kSilu;
+  throw UserError(field + ": unknown activation '" + name + "'; valid choices: gelu, relu, silu");
+}
+
+std::string activation_name(Activation a) {
+  switch (a) {
+    case Activation::kGelu: return "gelu";
+    case Activation::kRelu: return "relu";
+    case Activation::kSilu: return "silu";
+  }
+  return "?";
+}
+
+double activation_gamma(Activation a) {
+  switch (a) {
+    case Activation::kGelu: return 1.7015043497085571;
+    case Activation::kRelu: return 1.7139588594436646;
+    case Activation::kSilu: return 1.7881293296813965;
+  }
+  return 1.0;
+}
+
+torch::Tensor scaled_activation(const torch::Tensor& x, Activation a) {
+  if (active_counter()) return x;  // counting mode: shape only (not every activation has a meta kernel)
+  switch (a) {
+    case Activation::kGelu: return torch::gelu(x, "tanh") * activation_gamma(a);
+    case Activation::kRelu: return torch::relu(x) * activation_gamma(a);
+    case Activation::kSilu: return torch::silu(x) * activation_gamma(a);
+  }
+  return x;
+}
+
+SamePad same_padding(int64_t in, int64_t kernel, int64_t stride) {
+  SamePad p;
+  p.out = (in + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((p.out - 1) * stride + kernel - in, 0);
+  p.before = total / 2;
+  p.after = total - p.before;
+  return p;
+}
+
+torch::Tensor avg_pool_2x2_same(const torch::Tensor& x) {
+  // SAME for k=2, s=2 pads only after (one cell when the extent is odd); ceil_mode with no explicit padding
+  // produces exactly that last partial window, averaged over its valid cells only (TF excludes padding).
+  return torch::avg_pool2d(x, {2, 2}, {2, 2}, {0, 0}, /*ceil_mode=*/true, /*count_include_pad=*/false);
+}
+
+torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
+  // weight [O, I/g, kh, kw]; statistics per output channel.
+  const int64_t fan_in = weight[0].numel();
+  auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);                      // [O,1,1,1]
+  auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);    // [O,1,1,1]
+  auto scale = torch::rsqrt(torch::clamp_min(var * static_cast<double>(fan_in), eps)) * gain.view({-1, 1, 1, 1});
+  return weight * scale - mean * scale;  // = gain * (w - mean) / sqrt(max(var * fan_in, eps))
+}
+
+WSConv2dImpl::WSConv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride,
+                           int64_t groups, bool init_weights)
+    : in_channels_(in_channels), out_channels_(out_channels), kernel_(kernel), stride_(stride), groups_(groups) {
+  TORCH_CHECK(groups >= 1 && in_channels % groups == 0 && out_channels % groups == 0,
+              "WSConv2d: channels (", in_channels, " -> ", out_channels, ") not divisible by groups ", groups);
+  auto w = torch::empty({out_channels, in_channels / groups, kernel, kernel});
+  if (init_weights) {
+    torch::NoGradGuard no_grad;
+    w.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(fan_in())));
+  }
+  weight = register_parameter("weight", w);
+  gain = register_parameter("gain", torch::ones({out_channels}));
+  bias = register_parameter("bias", torch::zeros({out_channels}));
+}
+
+torch::Tensor WSConv2dImpl::standardized_weight() const { return standardize_weight(weight, gain); }
+
+torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
+  // x [B, in, H, W]
+  const SamePad ph = same_padding(x.size(2), kernel_, stride_);
+  const SamePad pw = same_padding(x.size(3), kernel_, stride_);
+  if (CostCounter* counter = active_counter()) {
+    const int64_t out_numel = x.size(0) * out_channels_ * ph.out * pw.out;
+    counter->macs += out_numel * fan_in();
+    return torch::empty({x.size(0), out_channels_, ph.out, pw.out}, x.options());
+  }
+  const auto w_hat = standardized_weight();  // [out, in/groups, k, k]
+  const std::vector<int64_t> stride = {stride_, stride_}, dilation = {1, 1};
+  if (ph.before == ph.after && pw.before == pw.after) {
+    // Symmetric SAME padding (always the case at stride 1 with odd kernels): let the conv pad.
+    const std::vector<int64_t> padding = {ph.before, pw.before};
+    return torch::conv2d(x, w_hat, bias, stride, padding, dilation, groups_);
+  }
+  auto padded = torch::constant_pad_nd(x, {pw.before, pw.after, ph.before, ph.after}, 0.0);
+  const std::vector<int64_t> no_padding = {0, 0};
+  return torch::conv2d(padded, w_hat, bias, stride, no_padding, dilation, groups_);
+}
+
+DenseImpl::DenseImpl(int64_t in_features, int64_t out_features, DenseInit init, bool init_weights) {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+  bias = register_parameter("bias", torch::zeros({out_features}));
+  if (init_weights) reset_parameters(init);
+}
+
+void DenseImpl::reset_parameters(DenseInit init) {
+  torch::NoGradGuard no_grad;
+  bias.zero_();
+  if (init == DenseInit::kClassifier) {
+    weight.normal_(0.0, 0.01);
+    return;
+  }
+  // Truncated normal on [-2, 2] sd by inverse CDF: u ~ U(Phi(-2), Phi(2)), z = sqrt(2) erfinv(2u - 1).
+  const double sd = 1.0 / std::sqrt(static_cast<double>(weight.size(1)));
+  const double lo = 0.5 * std::erfc(2.0 / std::sqrt(2.0));  // Phi(-2)
+  auto u = torch::empty_like(weight).uniform_(lo, 1.0 - lo);
+  weight.copy_(torch::erfinv(u * 2.0 - 1.0) * (std::sqrt(2.0) * sd));
+}
+
+torch::Tensor DenseImpl::forward(const torch::Tensor& x) {
+  // x [N, in] -> [N, out]
+  if (CostCounter* counter = active_counter()) {
+    counter->macs += x.size(0) * weight.size(0) * weight.size(1);
+    return torch::empty({x.size(0), weight.size(0)}, x.options());
+  }
+  return torch::linear(x, weight, bias);
+}
+
+SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, double ratio, bool init_weights) {
+  const int64_t hidden = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(channels) * ratio));
+  fc0 = register_module("fc0", Dense(channels, hidden, DenseInit::kTruncatedFanIn, init_weights));
+  fc1 = register_module("fc1", Dense(hidden, channels, DenseInit::kTruncatedFanIn, init_weights));
+}
+
+torch::Tensor SqueezeExciteImpl::gate(const torch::Tensor& x) {
+  auto h = x.mean({2, 3});                   // [B, C]
+  h = fc0->forward(h);                       // [B, hidden]
+  h = fc1->forward(active_counter() ? h : torch::relu(h));  // [B, C] (counting mode: shape only)
+  return torch::sigmoid(h).unsqueeze(-1).unsqueeze(-1);  // [B, C, 1, 1]
+}
+
+torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) { return x * (gate(x) * 2.0); }
+
+torch::Tensor stochastic_depth(const torch::Tensor& x, double rate, bool training) {
+  if (!training || rate <= 0.0) return x;
+  // keep mask [B,1,...,1]: floor(keep + U[0,1)) as in the reference, i.e. Bernoulli(keep); no 1/keep rescale.
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  auto mask = torch::floor(torch::rand(shape, x.options()) + (1.0 - rate));
+  return x * mask;
+}
+
+}  // namespace nfscale::models

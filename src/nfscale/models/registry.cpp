@@ -1,0 +1,176 @@
+// registry.cpp - the model table (paper NFNet family + the derived "mini" ladder), the single builder, name and
+// resolution checks, and cost counting from the built model in counting mode.
+#include "nfscale/models/registry.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "nfscale/models/cost_counter.h"
+#include "nfscale/models/nfnet.h"
+#include "nfscale/util/error.h"
+
+namespace nfscale::models {
+namespace {
+
+// Paper family rows: name, depths, train/test res, RandAugment (layers, magnitude), dropout.
+struct PaperRow {
+  const char* name;
+  std::vector<int64_t> depths;
+  int64_t train_res, test_res, ra_layers, ra_magnitude;
+  double dropout;
+};
+const std::vector<PaperRow>& paper_rows() {
+  static const std::vector<PaperRow> rows = {
+      {"F0", {1, 2, 6, 3}, 192, 256, 4, 5, 0.2},      {"F1", {2, 4, 12, 6}, 224, 320, 4, 10, 0.3},
+      {"F2", {3, 6, 18, 9}, 256, 352, 4, 10, 0.4},    {"F3", {4, 8, 24, 12}, 320, 416, 4, 15, 0.4},
+      {"F4", {5, 10, 30, 15}, 384, 512, 4, 15, 0.5},  {"F5", {6, 12, 36, 18}, 416, 544, 4, 15, 0.5},
+      {"F6", {7, 14, 42, 21}, 448, 576, 4, 15, 0.5},  {"F7", {8, 16, 48, 24}, 480, 608, 4, 15, 0.5},
+  };
+  return rows;
+}
+const std::vector<int64_t> kWidths = {256, 512, 1536, 1536};
+const std::vector<int64_t> kPlusWidths = {384, 768, 2048, 2048};
+const std::vector<int64_t> kStemWidths = {16, 32, 64};
+
+// The ladder: the paper's six members of the scaling study, derived by ONE rule (see ladder_rule()).
+const char* const kLadderMirrors[] = {"F0", "F1", "F3", "F3+", "F7", "F7+"};
+constexpr int64_t kLadderDivisor = 8;  // every channel count (stem, stages, group width) divided by this
+constexpr int64_t kLadderRes = 32;     // train and test resolution of the ladder (28 px inputs also work)
+const char* const kDefaultSmall = "mini-F1";
+
+std::vector<int64_t> divided(const std::vector<int64_t>& v, int64_t k) {
+  std::vector<int64_t> out;
+  for (int64_t x : v) out.push_back(std::max<int64_t>(1, x / k));
+  return out;
+}
+
+std::vector<ModelSpecInfo> make_table() {
+  std::vector<ModelSpecInfo> table;
+  for (bool plus : {false, true}) {
+    for (const auto& row : paper_rows()) {
+      ModelSpecInfo s;
+      s.name = std::string(row.name) + (plus ? "+" : "");
+      s.mirrors = s.name;
+      s.depths = row.depths;
+      s.widths = plus ? kPlusWidths : kWidths;
+      s.stem_widths = kStemWidths;
+      s.train_res = row.train_res;
+      s.test_res = row.test_res;
+      s.dropout = row.dropout;
+      s.randaugment_layers = row.ra_layers;
+      s.randaugment_magnitude = row.ra_magnitude;
+      s.note = plus ? "NFNet paper family, wider '+' variant" : "NFNet paper family";
+      table.push_back(s);
+    }
+  }
+  for (const char* mirror : kLadderMirrors) {
+    auto it = std::find_if(table.begin(), table.end(), [&](const ModelSpecInfo& s) { return s.name == mirror; });
+    ModelSpecInfo s = *it;
+    s.name = std::string("mini-") + mirror;
+    s.mirrors = mirror;
+    s.is_ladder = true;
+    s.widths = divided(s.widths, kLadderDivisor);
+    s.stem_widths = divided(s.stem_widths, kLadderDivisor);
+    s.group_width = std::max<int64_t>(1, s.group_width / kLadderDivisor);
+    s.train_res = kLadderRes;
+    s.test_res = kLadderRes;
+    s.ref_num_classes = 10;
+    s.ref_in_channels = 1;
+    s.note = std::string("ladder member mirroring ") + mirror + (s.name == kDefaultSmall ? " (default small)" : "");
+    table.push_back(s);
+  }
+  return table;
+}
+
+const std::vector<ModelSpecInfo>& table() {
+  static const std::vector<ModelSpecInfo> t = make_table();
+  return t;
+}
+
+std::string joined_names() {
+  std::string out;
+  for (const auto& s : table()) out += (out.empty() ? "" : ", ") + s.name;
+  return out;
+}
+
+}  // namespace
+
+BottleneckShape bottleneck_shape(const ModelSpecInfo& spec, int64_t out_channels) {
+  BottleneckShape b;
+  b.width = static_cast<int64_t>(static_cast<double>(out_channels) * spec.bottleneck_ratio);
+  b.groups = std::max<int64_t>(1, b.width / spec.group_width);
+  if (b.width % b.groups != 0) b.width = b.groups * spec.group_width;
+  return b;
+}
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> out;
+  for (const auto& s : table()) out.push_back(s.name);
+  return out;
+}
+
+const ModelSpecInfo& model_spec(const std::string& name) {
+  for (const auto& s : table()) {
+    if (s.name == name) return s;
+  }
+  throw UserError("model name: unknown model '" + name + "'; valid names: " + joined_names() +
+                  " (default for small experiments: " + kDefaultSmall + ")");
+}
+
+std::string default_small_model() { return kDefaultSmall; }
+
+std::string ladder_rule() {
+  std::ostringstream os;
+  os << "mini-X = paper member X with every channel count (stem convs, stage widths, group width) divided by "
+     << kLadderDivisor << ", depths kept; train/test at " << kLadderRes << " px";
+  return os.str();
+}
+
+void check_resolution(const std::string& name, int64_t res) {
+  const ModelSpecInfo& spec = model_spec(name);
+  require(res >= kMinResolution,
+          "resolution " + std::to_string(res) + " for model " + name + ": must be an integer >= " +
+              std::to_string(kMinResolution) + " (NFNets downsample 32x, so smaller inputs leave a stride-2 layer " +
+              "with a 1x1 map); this model trains at " + std::to_string(spec.train_res) + " and tests at " +
+              std::to_string(spec.test_res));
+}
+
+Classifier build_model(const ModelConfig& config) {
+  const ModelSpecInfo& spec = model_spec(config.name);
+  return std::make_shared<NFNetImpl>(spec, config);
+}
+
+ModelCost count_cost(ClassifierImpl& model, int64_t resolution, int64_t in_channels) {
+  check_resolution(model.name(), resolution);
+  ModelCost cost;
+  for (const auto& p : model.parameters()) cost.params += p.numel();
+  const bool was_training = model.is_training();
+  model.eval();
+  CostCounter counter;
+  {
+    torch::NoGradGuard no_grad;
+    CountingScope scope(counter);
+    // Meta tensors carry shapes only: the element-wise ops between the counted layers cost nothing.
+    auto x = torch::empty({1, in_channels, resolution, resolution}, torch::TensorOptions().device(torch::kMeta));
+    model.forward(x);
+  }
+  model.train(was_training);
+  cost.macs_per_image = counter.macs;
+  return cost;
+}
+
+ModelCost count_cost(const std::string& name, int64_t resolution, int64_t in_channels, int64_t num_classes) {
+  check_resolution(name, resolution);
+  ModelConfig config;
+  config.name = name;
+  config.num_classes = num_classes;
+  config.in_channels = in_channels;
+  config.init_weights = false;
+  auto model = build_model(config);
+  return count_cost(*model, resolution, in_channels);
+}
+
+}  // namespace nfscale::models
