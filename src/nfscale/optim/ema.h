@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "nfscale/optim/archive_fwd.h"
-
 #include "nfscale/optim/param_spec.h"
 
 namespace nfscale::optim {

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "nfscale/optim/archive_fwd.h"
-
 #include "nfscale/optim/agc.h"
 #include "nfscale/optim/param_spec.h"
 
