@@ -303,6 +303,17 @@ TEST(LearningRate, SlopeRecoveredPerModel) {
   EXPECT_TRUE(contains(skipped[0].second, "at least 3"));
 }
 
+TEST(LearningRate, EdgeOptimaLeftOutOfTheSlopeWhenEnoughBracketedOnes) {
+  // lr_opt = 1.6 e^-0.5 exceeds the grid's top (1.6) at e = 0.5 and sits on it at e = 1: two edge optima.
+  auto pts = lr_sweep("F5", -0.5, {0.5, 1, 2, 4, 8, 16}, {0.1, 0.2, 0.4, 0.8, 1.6});
+  auto slopes = fit_lr_slopes(fit_best_lrs(pts));
+  ASSERT_EQ(slopes.size(), 1u);
+  EXPECT_EQ(slopes[0].edge_optima, 2);
+  EXPECT_TRUE(slopes[0].edge_excluded);
+  EXPECT_NEAR(slopes[0].law.b, -0.5, 1e-6);
+  EXPECT_EQ(slopes[0].min_epochs, 0.5);  // the measured range still covers every budget
+}
+
 TEST(LearningRate, MissingLrColumnThrows) {
   auto pts = lr_sweep("F0", -0.2, {1, 2, 4}, {0.4, 0.8});
   pts[3].lr = NAN;

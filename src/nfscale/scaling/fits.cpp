@@ -113,11 +113,16 @@ std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
     s.min_epochs = INFINITY;
     s.max_epochs = 0;
     for (auto* r : rows) {
-      x.push_back(r->epochs);
-      y.push_back(r->refined_lr);
       s.edge_optima += r->interior ? 0 : 1;
       s.min_epochs = std::min(s.min_epochs, r->epochs);
       s.max_epochs = std::max(s.max_epochs, r->epochs);
+    }
+    // An optimum at the grid edge only bounds the true optimum; leave those out when enough bracketed ones remain.
+    s.edge_excluded = static_cast<int>(rows.size()) - s.edge_optima >= kMinLrSlopeBudgets && s.edge_optima > 0;
+    for (auto* r : rows) {
+      if (s.edge_excluded && !r->interior) continue;
+      x.push_back(r->epochs);
+      y.push_back(r->refined_lr);
     }
     s.law = fit_power_law(x, y, "LR-vs-epochs fit of model " + model);
     s.budgets = static_cast<int>(rows.size());
@@ -307,7 +312,7 @@ nlohmann::json to_json(const BestLr& b) {
 
 nlohmann::json to_json(const LrSlope& s) {
   return {{"model", s.model}, {"params", num(s.params)}, {"coefficient", s.law.a}, {"slope", s.law.b},
-          {"r2_log", s.law.r2}, {"budgets", s.budgets}, {"edge_optima", s.edge_optima},
+          {"r2_log", s.law.r2}, {"budgets", s.budgets}, {"edge_optima", s.edge_optima}, {"edge_excluded", s.edge_excluded},
           {"min_epochs", s.min_epochs}, {"max_epochs", s.max_epochs}};
 }
 
@@ -385,8 +390,8 @@ std::string format_study_fit(const StudyFit& s) {
     o += "\nOptimal LR vs epochs per model (lr_opt = c * epochs^slope)\n";
     o += fmt("  %-16s %10s %10s %8s %8s %6s\n", "model", "c", "slope", "R2(log)", "budgets", "edge");
     for (auto& l : s.lr_slopes)
-      o += fmt("  %-16s %10.4g %10.4f %8.4f %8d %6d\n", l.model.c_str(), l.law.a, l.law.b, l.law.r2, l.budgets,
-               l.edge_optima);
+      o += fmt("  %-16s %10.4g %10.4f %8.4f %8d %6d%s\n", l.model.c_str(), l.law.a, l.law.b, l.law.r2, l.budgets,
+               l.edge_optima, l.edge_excluded ? " (edge optima left out of the fit)" : "");
     for (auto& [m, why] : s.lr_slopes_skipped) o += fmt("  %-16s skipped: %s\n", m.c_str(), why.c_str());
   }
 

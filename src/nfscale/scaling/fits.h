@@ -41,7 +41,8 @@ struct LrSlope {
   double params = kMissing;
   PowerLaw law;             // law.b is the log-log slope
   int budgets = 0;
-  int edge_optima = 0;      // budgets whose best LR is at the grid edge (slope less trustworthy)
+  int edge_optima = 0;      // budgets whose best LR is at the grid edge (it only bounds the optimum)
+  bool edge_excluded = false;  // edge optima were left out (done when >= kMinLrSlopeBudgets interior ones remain)
   double min_epochs = 0, max_epochs = 0;
 };
 constexpr int kMinLrSlopeBudgets = 3;
