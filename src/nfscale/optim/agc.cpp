@@ -34,11 +34,13 @@ torch::Tensor unitwise_norm(const torch::Tensor& x) {
   return x.norm(2, dims, /*keepdim=*/true);  // [O, 1, ..., 1]
 }
 
-torch::Tensor agc_clip_count_(const torch::Tensor& grad, const torch::Tensor& param, const AgcOptions& options) {
+torch::Tensor agc_clip_count_(const torch::Tensor& grad, const torch::Tensor& param, const AgcOptions& options,
+                              torch::Tensor* grad_sq_norm) {
   TORCH_CHECK(grad.sizes() == param.sizes(), "agc: grad and param shapes differ");
   torch::NoGradGuard no_grad;
   const torch::Tensor w_norm = unitwise_norm(param.detach());         // [O,1,..] or 0-d
   const torch::Tensor g_norm = unitwise_norm(grad.detach());          // same shape
+  if (grad_sq_norm) *grad_sq_norm = g_norm.to(torch::kDouble).square().sum();  // 0-d
   const torch::Tensor max_norm = w_norm.clamp_min(options.eps).mul_(options.clip);
   const torch::Tensor trigger = g_norm > max_norm;                    // bool, same shape
   // Scale is exactly 1 where not triggered, so those units stay bit-identical.

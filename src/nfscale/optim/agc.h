@@ -42,7 +42,10 @@ torch::Tensor unitwise_norm(const torch::Tensor& x);
 //   max_norm = clip * max(||W_unit||, eps);  if ||G_unit|| > max_norm: G_unit *= max_norm / max(||G_unit||, floor).
 // Units that are not clipped are left bit-identical. Returns how many units were clipped (a 0-d int64 tensor, so a
 // caller clipping many tensors synchronises once) - see agc_clip_ for the plain-number form.
-torch::Tensor agc_clip_count_(const torch::Tensor& grad, const torch::Tensor& param, const AgcOptions& options);
+// If `grad_sq_norm` is non-null it receives ||grad||^2 (before clipping) as a 0-d tensor, derived from the unit
+// norms already computed, so a caller wanting the global gradient norm need not read the gradient again.
+torch::Tensor agc_clip_count_(const torch::Tensor& grad, const torch::Tensor& param, const AgcOptions& options,
+                              torch::Tensor* grad_sq_norm = nullptr);
 
 // As agc_clip_count_, returning plain statistics for this one tensor.
 AgcStats agc_clip_(const torch::Tensor& grad, const torch::Tensor& param, const AgcOptions& options = {});

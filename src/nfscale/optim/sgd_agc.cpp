@@ -45,18 +45,21 @@ StepStats SgdAgc::step(double lr) {
     torch::Tensor p = s.param.detach();
     torch::Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    // Raw-gradient norm for the global statistic (in double, so fp32 sums of many params stay accurate).
-    torch::Tensor n2 = g.norm().to(torch::kDouble).square();
-    sq_sum = sq_sum.defined() ? sq_sum.add_(n2) : n2;
+    // Raw-gradient squared norm for the global statistic (summed in double so fp32 sums of many params stay
+    // accurate); AGC derives it from its unit norms, saving a pass over the gradient.
+    torch::Tensor n2;
     if (options_.agc && s.agc) {
-      torch::Tensor c = agc_clip_count_(g, p, options_.agc_options);
+      torch::Tensor c = agc_clip_count_(g, p, options_.agc_options, &n2);
       clipped = clipped.defined() ? clipped.add_(c) : c;
       stats.units_total += agc_unit_count(p);
+    } else {
+      n2 = g.norm().to(torch::kDouble).square();
     }
+    sq_sum = sq_sum.defined() ? sq_sum.add_(n2) : n2;
     if (wd > 0 && s.weight_decay) g.add_(p, wd);  // g = g + wd*p (after clipping)
     if (m > 0) {
       torch::Tensor& buf = buffers_[i];
-      buf.mul_(m).add_(g);                        // buf = m*buf + g
+      torch::add_out(buf, g, buf, m);             // buf = g + m*buf, one pass (elementwise, aliasing is safe)
       if (options_.nesterov) {
         g.add_(buf, m);                           // step = g + m*buf
         p.add_(g, -lr);
