@@ -49,7 +49,7 @@ HtmlReport study_report(const std::string& png_name) {
             {{"F0", "1", "1.6", "2.71"}, {"F1", "2", "0.8", "2.55"}, {"F3 <big>", "8", "0.4", "2.40"}},
             "Compute-optimal trials");
   rep.heading("Figures");
-  rep.figure(to_svg(loss_vs_compute_figure(loss, PowerLawLine{42.0, -0.1, 7e15, 2e17})),
+  rep.figure(to_svg(loss_vs_compute_figure(loss, PowerLawLine{4.34, -0.0101, 7e15, 2e17})),
              "Held-out loss vs compute (cf. paper Fig. 2)", png_name);
   rep.figure(to_svg(optimal_lr_figure(lr)), "Optimal learning rate vs epoch budget (cf. Fig. 3)");
   rep.figure(to_svg(finetune_error_figure(ft, {{"ViT (reference)", {{1e17, 0.12}}}})),

@@ -201,7 +201,7 @@ void RasterCanvas::text(double x, double y, const std::string& text, double size
   const double w = text_width(text, size);
   // u runs along the text from its start, v down across it from its top.
   const double start = anchor == Anchor::Start ? 0.0 : anchor == Anchor::Middle ? -w / 2 : -w;
-  const double top = -kGlyphHeight * s / 2.0;
+  const double top = -(kGlyphHeight - 1) * s / 2.0;  // centre the 7 rows above the baseline
   for (size_t i = 0; i < text.size(); ++i) {
     const uint8_t* g = glyph5x7(text[i]);
     for (int col = 0; col < kGlyphWidth; ++col)

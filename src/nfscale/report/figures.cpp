@@ -36,6 +36,17 @@ std::vector<double> distinct_ticks(const std::vector<NamedCurve>& curves, bool x
   return {values.begin(), values.end()};
 }
 
+// A log-log plot with the given texts, one series per curve.
+Plot base_plot(const std::string& title, const std::string& x_label, const std::string& y_label,
+               const std::vector<NamedCurve>& curves) {
+  Plot p;
+  p.title = title;
+  p.x_label = x_label;
+  p.y_label = y_label;
+  p.series = curves_to_series(curves);
+  return p;
+}
+
 // Range covering the ticks with the same 5% log-space padding the automatic ranges use.
 std::optional<std::pair<double, double>> padded(const std::vector<double>& ticks) {
   if (ticks.size() < 2) return std::nullopt;
@@ -47,11 +58,8 @@ std::optional<std::pair<double, double>> padded(const std::vector<double>& ticks
 
 Plot loss_vs_compute_figure(const std::vector<NamedCurve>& per_model, const std::optional<PowerLawLine>& frontier,
                             const std::string& compute_unit) {
-  Plot p;
-  p.title = "Held-out loss vs pre-training compute";
-  p.x_label = "pre-training compute (" + compute_unit + ")";
-  p.y_label = "held-out loss";
-  p.series = curves_to_series(per_model);
+  Plot p = base_plot("Held-out loss vs pre-training compute", "pre-training compute (" + compute_unit + ")",
+                     "held-out loss", per_model);
   if (frontier) {
     require(frontier->x_min > 0.0 && frontier->x_max > frontier->x_min,
             "frontier fit line: x range [" + std::to_string(frontier->x_min) + ", " +
@@ -73,26 +81,18 @@ Plot loss_vs_compute_figure(const std::vector<NamedCurve>& per_model, const std:
 }
 
 Plot optimal_lr_figure(const std::vector<NamedCurve>& per_model) {
-  Plot p;
-  p.title = "Optimal learning rate vs epoch budget";
-  p.x_label = "epoch budget";
-  p.y_label = "optimal learning rate";
-  p.series = curves_to_series(per_model);
+  Plot p = base_plot("Optimal learning rate vs epoch budget", "epoch budget", "optimal learning rate", per_model);
   p.x_ticks = distinct_ticks(per_model, true);
   p.y_ticks = distinct_ticks(per_model, false);
   p.x_range = padded(p.x_ticks);
   p.y_range = padded(p.y_ticks);
-  p.legend = LegendPosition::BottomLeft;
   return p;
 }
 
 Plot finetune_error_figure(const std::vector<NamedCurve>& per_model, const std::vector<NamedCurve>& references,
                            const std::string& compute_unit) {
-  Plot p;
-  p.title = "Fine-tuned top-1 error vs pre-training compute";
-  p.x_label = "pre-training compute (" + compute_unit + ")";
-  p.y_label = "top-1 error";
-  p.series = curves_to_series(per_model);
+  Plot p = base_plot("Fine-tuned top-1 error vs pre-training compute", "pre-training compute (" + compute_unit + ")",
+                     "top-1 error", per_model);
   for (auto s : curves_to_series(references)) {
     s.style.lines = false;
     s.style.marker_radius = 5.0;

@@ -191,31 +191,55 @@ double AxisMap::operator()(double v) const {
   return p0 + t * (p1 - p0);
 }
 
+namespace {
+constexpr double kLegendPad = 8, kLegendRow = 18, kLegendSample = 28, kLegendGap = 10;
+}  // namespace
+
 PlotLayout layout(const Plot& plot, const Canvas& c, int width, int height) {
   require(width >= 200 && height >= 150, "plot '" + plot.title + "': size " + std::to_string(width) + "x" +
                                              std::to_string(height) + " is too small; use at least 200x150");
-  const double k = height / 480.0;  // everything scales with the height
-  const double label_size = 13 * k, tick_size = 11 * k;
+  PlotLayout L{};
+  const double k = L.scale = height / 480.0;  // everything scales with the height
+  const double label_size = 13 * k, tick_size = 11 * k, legend_size = 11 * k;
   const auto [xlo, xhi] = axis_range(plot, true);
   const auto [ylo, yhi] = axis_range(plot, false);
-  auto xticks = axis_ticks(plot, true, xlo, xhi);
-  auto yticks = axis_ticks(plot, false, ylo, yhi);
+  L.x_ticks = axis_ticks(plot, true, xlo, xhi);
+  L.y_ticks = axis_ticks(plot, false, ylo, yhi);
+
+  for (size_t i = 0; i < plot.series.size(); ++i)
+    if (!plot.series[i].name.empty()) L.legend_entries.push_back(i);
+  if (plot.legend != LegendPosition::None && !L.legend_entries.empty()) {
+    double text_w = 0.0;
+    for (size_t i : L.legend_entries) text_w = std::max(text_w, c.text_width(plot.series[i].name, legend_size));
+    L.legend_w = (2 * kLegendPad + kLegendSample + 6) * k + text_w;
+    L.legend_h = (2 * kLegendPad - 4 + kLegendRow * L.legend_entries.size()) * k;
+  }
+
   double ytick_w = 0.0;
-  for (const auto& t : yticks) ytick_w = std::max(ytick_w, c.text_width(t.label, tick_size));
+  for (const auto& t : L.y_ticks) ytick_w = std::max(ytick_w, c.text_width(t.label, tick_size));
   const double left = 12 * k + label_size + 10 * k + ytick_w + 8 * k;
-  const double right = 24 * k;
-  const double top = plot.title.empty() ? 16 * k : 44 * k;
+  double right = 24 * k;
+  if (plot.legend == LegendPosition::OutsideRight && L.legend_w > 0)
+    right = std::min(right + L.legend_w, width / 2.0);  // never more than half the figure
+  const double top = (plot.title.empty() ? 16 : 44) * k + (plot.annotation.empty() ? 0 : 16 * k);
   const double bottom = 8 * k + tick_size + 12 * k + label_size + 14 * k;
-  const double px0 = left, px1 = width - right, py0 = top, py1 = height - bottom;
-  return PlotLayout{px0,
-                    px1,
-                    py0,
-                    py1,
-                    AxisMap{xlo, xhi, px0, px1, plot.x_scale == Scale::Log},
-                    AxisMap{ylo, yhi, py1, py0, plot.y_scale == Scale::Log},
-                    std::move(xticks),
-                    std::move(yticks),
-                    k};
+  L.px0 = left;
+  L.px1 = width - right;
+  L.py0 = top;
+  L.py1 = height - bottom;
+  L.x = AxisMap{xlo, xhi, L.px0, L.px1, plot.x_scale == Scale::Log};
+  L.y = AxisMap{ylo, yhi, L.py1, L.py0, plot.y_scale == Scale::Log};
+
+  const double gap = kLegendGap * k;
+  switch (plot.legend) {
+    case LegendPosition::OutsideRight: L.legend_x = L.px1 + gap; L.legend_y = L.py0; break;
+    case LegendPosition::TopRight: L.legend_x = L.px1 - gap - L.legend_w; L.legend_y = L.py0 + gap; break;
+    case LegendPosition::TopLeft: L.legend_x = L.px0 + gap; L.legend_y = L.py0 + gap; break;
+    case LegendPosition::BottomRight: L.legend_x = L.px1 - gap - L.legend_w; L.legend_y = L.py1 - gap - L.legend_h; break;
+    case LegendPosition::BottomLeft: L.legend_x = L.px0 + gap; L.legend_y = L.py1 - gap - L.legend_h; break;
+    case LegendPosition::None: break;
+  }
+  return L;
 }
 
 void render(const Plot& plot, Canvas& c, int width, int height) {
@@ -253,6 +277,8 @@ void render(const Plot& plot, Canvas& c, int width, int height) {
   if (!plot.y_label.empty())
     c.text(12 * k + label_size / 2, (py0 + py1) / 2, plot.y_label, label_size, Anchor::Middle, kText, true);
   if (!plot.title.empty()) c.text(width / 2.0, 22 * k, plot.title, title_size, Anchor::Middle, kBlack);
+  if (!plot.annotation.empty())
+    c.text(width / 2.0, (plot.title.empty() ? 14 : 42) * k, plot.annotation, legend_size, Anchor::Middle, kText);
 
   // Series: lines clipped to the plot area, then markers inside it.
   for (size_t i = 0; i < plot.series.size(); ++i) {
@@ -284,30 +310,18 @@ void render(const Plot& plot, Canvas& c, int width, int height) {
   }
 
   // Legend.
-  std::vector<size_t> named;
-  for (size_t i = 0; i < plot.series.size(); ++i)
-    if (!plot.series[i].name.empty()) named.push_back(i);
-  if (plot.legend != LegendPosition::None && !named.empty()) {
-    const double pad = 8 * k, row = 18 * k, sample = 28 * k;
-    double text_w = 0.0;
-    for (size_t i : named) text_w = std::max(text_w, c.text_width(plot.series[i].name, legend_size));
-    const double bw = pad + sample + 6 * k + text_w + pad, bh = pad + row * named.size() + pad - 4 * k;
-    const bool at_left = plot.legend == LegendPosition::TopLeft || plot.legend == LegendPosition::BottomLeft;
-    const bool at_top = plot.legend == LegendPosition::TopLeft || plot.legend == LegendPosition::TopRight;
-    const double bx = at_left ? px0 + 10 * k : px1 - 10 * k - bw;
-    const double by = at_top ? py0 + 10 * k : py1 - 10 * k - bh;
-    c.rect(bx, by, bw, bh, kWhite, Rgb{170, 170, 170});
-    for (size_t r = 0; r < named.size(); ++r) {
-      const Series& s = plot.series[named[r]];
-      const Rgb color = s.style.color ? *s.style.color : palette_color(named[r]);
-      const double cy = by + pad + row * r + row / 2 - 2 * k;
-      if (s.style.lines) c.line(bx + pad, cy, bx + pad + sample, cy, color, s.style.line_width * k, s.style.dashed);
-      if (s.style.markers) c.circle(bx + pad + sample / 2, cy, s.style.marker_radius * k, color);
-      c.text(bx + pad + sample + 6 * k, cy, s.name, legend_size, Anchor::Start, kText);
+  if (L.legend_w > 0) {
+    const double pad = kLegendPad * k, row = kLegendRow * k, sample = kLegendSample * k;
+    c.rect(L.legend_x, L.legend_y, L.legend_w, L.legend_h, kWhite, Rgb{170, 170, 170});
+    for (size_t r = 0; r < L.legend_entries.size(); ++r) {
+      const Series& s = plot.series[L.legend_entries[r]];
+      const Rgb color = s.style.color ? *s.style.color : palette_color(L.legend_entries[r]);
+      const double x = L.legend_x + pad, cy = L.legend_y + pad + row * r + row / 2 - 2 * k;
+      if (s.style.lines) c.line(x, cy, x + sample, cy, color, s.style.line_width * k, s.style.dashed);
+      if (s.style.markers) c.circle(x + sample / 2, cy, s.style.marker_radius * k, color);
+      c.text(x + sample + 6 * k, cy, s.name, legend_size, Anchor::Start, kText);
     }
   }
-  if (!plot.annotation.empty())
-    c.text(px0 + 10 * k, py1 - 12 * k, plot.annotation, legend_size, Anchor::Start, kText);
 }
 
 std::string to_svg(const Plot& plot, int width, int height) {

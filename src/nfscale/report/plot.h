@@ -33,15 +33,16 @@ struct Series {
   SeriesStyle style;
 };
 
-enum class LegendPosition { TopRight, TopLeft, BottomRight, BottomLeft, None };
+// OutsideRight (default) puts the legend right of the plot area, where it can never hide data.
+enum class LegendPosition { OutsideRight, TopRight, TopLeft, BottomRight, BottomLeft, None };
 
 struct Plot {
   std::string title;
   std::string x_label, y_label;
   Scale x_scale = Scale::Log, y_scale = Scale::Log;
   std::vector<Series> series;
-  std::string annotation;  // a line of text in the lower-left corner of the plot area (e.g. a fit formula)
-  LegendPosition legend = LegendPosition::TopRight;
+  std::string annotation;  // a subtitle line under the title (e.g. the fit formula)
+  LegendPosition legend = LegendPosition::OutsideRight;
   // Optional overrides: axis range [lo, hi] and labelled tick values (default: chosen from the data).
   std::optional<std::pair<double, double>> x_range, y_range;
   std::vector<double> x_ticks, y_ticks;
@@ -78,7 +79,9 @@ struct PlotLayout {
   double px0, px1, py0, py1;
   AxisMap x, y;
   std::vector<Tick> x_ticks, y_ticks;
-  double scale;  // font and spacing scale (height / 480)
+  double scale;                 // font and spacing scale (height / 480)
+  std::vector<size_t> legend_entries;  // indices of the named series, in legend order
+  double legend_x = 0, legend_y = 0, legend_w = 0, legend_h = 0;  // legend box (w = 0: no legend)
 };
 PlotLayout layout(const Plot& plot, const Canvas& canvas, int width, int height);
 
