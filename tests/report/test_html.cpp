@@ -116,12 +116,13 @@ TEST(Html, RendersInChromium) {
   study_report("loss.png").write((dir / "report.html").string());
   const fs::path shot = dir / "screenshot.png";
   const fs::path profile = dir / "chromium-profile";
-  const std::string cmd = std::string(chromium) +
+  auto quoted = [](const fs::path& p) { return "'" + p.string() + "'"; };
+  const std::string cmd = "timeout 120 " + std::string(chromium) +
                           " --headless --no-sandbox --disable-gpu --disable-background-networking"
                           " --disable-component-update --disable-sync --no-first-run --hide-scrollbars"
-                          " --user-data-dir=" + profile.string() + " --screenshot=" + shot.string() +
-                          " --window-size=1200,1600 file://" + (dir / "report.html").string() +
-                          " > " + (dir / "chromium.log").string() + " 2>&1";
+                          " --user-data-dir=" + quoted(profile) + " --screenshot=" + quoted(shot) +
+                          " --window-size=1200,1600 " + quoted("file://" + (dir / "report.html").string()) +
+                          " > " + quoted(dir / "chromium.log") + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "chromium failed; see " << (dir / "chromium.log");
   ASSERT_TRUE(fs::exists(shot)) << nfscale::read_file((dir / "chromium.log").string());
   png_image img{};
