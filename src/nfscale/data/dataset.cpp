@@ -147,7 +147,7 @@ void default_normalisation(const std::string& kind, int64_t channels, std::vecto
                            std::vector<double>& std) {
   if (kind == "fashion-mnist") mean = {0.2860}, std = {0.3530};
   else if (kind == "mnist") mean = {0.1307}, std = {0.3081};
-  else if (kind == "digits") mean = {0.3052}, std = {0.3767};
+  else if (kind == "digits") mean = {0.3053}, std = {0.3759};
   else if (kind == "cifar10") mean = {0.4914, 0.4822, 0.4465}, std = {0.2470, 0.2435, 0.2616};
   else if (kind == "cifar100") mean = {0.5071, 0.4865, 0.4409}, std = {0.2673, 0.2564, 0.2762};
   else mean = {0.485, 0.456, 0.406}, std = {0.229, 0.224, 0.225};  // ImageNet
