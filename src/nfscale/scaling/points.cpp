@@ -181,10 +181,12 @@ void require_fields(const std::vector<RunPoint>& points, const std::vector<Field
   for (size_t i = 0; i < points.size(); ++i) {
     for (Field f : fields) {
       double v = field_value(points[i], f);
-      require(std::isfinite(v) && v > 0,
-              fit_name + ": " + describe_point(points[i], i) + " has " + field_name(f) + " = " + std::to_string(v) +
-                  "; this fit needs a positive finite '" + field_name(f) +
-                  "' on every point (fill the column or drop the row)");
+      if (std::isfinite(v) && v > 0) continue;
+      std::string problem = std::isnan(v) ? std::string("has no '") + field_name(f) + "' value"
+                                          : std::string("has ") + field_name(f) + " = " + std::to_string(v);
+      throw UserError(fit_name + ": " + describe_point(points[i], i) + " " + problem +
+                      "; this fit needs a positive finite '" + field_name(f) +
+                      "' on every point (fill the column or drop the row)");
     }
   }
 }
