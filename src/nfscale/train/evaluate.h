@@ -6,6 +6,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "nfscale/data/transforms.h"
+
 namespace nfscale::models {
 class ClassifierImpl;
 }
@@ -28,6 +30,8 @@ struct EvalOptions {
   int threads = 2;          // loader threads
   int64_t channels = 0;     // 0 = the dataset's
   bool bf16 = false;
+  bool channels_last = false;
+  data::AugmentConfig augment;  // only the eval fields (normalisation, eval crop) are used
 };
 
 // Evaluates `model` (switched to eval mode and back) on `indices` of `dataset` with the eval transform

@@ -15,12 +15,13 @@
 
 #include "nfscale/data/dataset.h"
 #include "nfscale/data/loader.h"
-#include "nfscale/data/split.h"
 #include "nfscale/models/classifier.h"
+#include "nfscale/models/registry.h"
 #include "nfscale/optim/ema.h"
 #include "nfscale/optim/sam.h"
 #include "nfscale/optim/schedule.h"
 #include "nfscale/optim/sgd_agc.h"
+#include "nfscale/train/autocast.h"
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
 #include "nfscale/util/atomic_file.h"
@@ -54,27 +55,6 @@ class SignalScope {
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
-};
-
-// Enables CPU bf16 autocast for its lifetime (no-op when disabled).
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    prev_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(prev_);
-  }
-
- private:
-  bool enabled_;
-  bool prev_ = false;
 };
 
 // Cross-entropy against soft targets. logits [B,K] (any float dtype), targets [B,K] float -> scalar fp32.
@@ -158,10 +138,10 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   models::Classifier model = models::build_model(mc);
   const models::ModelCost cost = models::count_cost(*model, cfg.resolution, data.channels);
   if (!cfg.init_from.empty() && !resuming) {
-    load_weights(cfg.init_from, *model, "head.fc");
+    load_weights(cfg.init_from, *model, "fc.");
     model->reset_classifier(data.num_classes);
   }
-  if (cfg.channels_last) model->to(torch::MemoryFormat::ChannelsLast);
+  // channels_last: inputs are converted per batch; convolution outputs follow the input layout.
 
   // ---- optimiser, schedule, EMA ----
   optim::SgdAgcOptions oo;
@@ -226,6 +206,8 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   eo.threads = cfg.loader_threads;
   eo.channels = data.channels;
   eo.bf16 = bf16;
+  eo.channels_last = cfg.channels_last;
+  eo.augment = make_augment(cfg, data);
   auto run_eval = [&](int64_t step) {
     EvalPoint p;
     p.step = step;
