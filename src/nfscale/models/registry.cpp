@@ -37,9 +37,20 @@ const std::vector<int64_t> kStemWidths = {16, 32, 64};
 
 // The ladder: the paper's six members of the scaling study, derived by ONE rule (see ladder_rule()).
 const char* const kLadderMirrors[] = {"F0", "F1", "F3", "F3+", "F7", "F7+"};
-constexpr int64_t kLadderDivisor = 8;  // every channel count (stem, stages, group width) divided by this
-constexpr int64_t kLadderRes = 32;     // train and test resolution of the ladder (28 px inputs also work)
-const char* const kDefaultSmall = "mini-F1";
+constexpr int64_t kLadderDivisor = 8;   // every channel count (stem, stages, group width) divided by this
+constexpr int64_t kLadderMaxMult = 8;   // the largest paper depth multiplier (F7): it keeps its full depth
+constexpr int64_t kLadderRes = 32;      // train and test resolution of the ladder (28 px inputs also work)
+const char* const kDefaultSmall = "mini-F3";
+
+// Paper member Fn has depths m * [1,2,6,3] with m = n + 1; the ladder stretches the depth axis quadratically:
+// stage depth d -> max(1, ceil(d * m / 8)), i.e. multiplier m -> m^2 / 8 (F7 keeps its depth, F3 halves,
+// F0 gets one block per stage). Widths alone span only ~12x in FLOPs at a fixed resolution; this spans ~27x.
+std::vector<int64_t> ladder_depths(const std::vector<int64_t>& depths) {
+  const int64_t m = depths.at(0);  // the paper's depth multiplier (first-stage depth)
+  std::vector<int64_t> out;
+  for (int64_t d : depths) out.push_back(std::max<int64_t>(1, (d * m + kLadderMaxMult - 1) / kLadderMaxMult));
+  return out;
+}
 
 std::vector<int64_t> divided(const std::vector<int64_t>& v, int64_t k) {
   std::vector<int64_t> out;
@@ -72,6 +83,7 @@ std::vector<ModelSpecInfo> make_table() {
     s.name = std::string("mini-") + mirror;
     s.mirrors = mirror;
     s.is_ladder = true;
+    s.depths = ladder_depths(s.depths);
     s.widths = divided(s.widths, kLadderDivisor);
     s.stem_widths = divided(s.stem_widths, kLadderDivisor);
     s.group_width = std::max<int64_t>(1, s.group_width / kLadderDivisor);
@@ -125,7 +137,8 @@ std::string default_small_model() { return kDefaultSmall; }
 std::string ladder_rule() {
   std::ostringstream os;
   os << "mini-X = paper member X with every channel count (stem convs, stage widths, group width) divided by "
-     << kLadderDivisor << ", depths kept; train/test at " << kLadderRes << " px";
+     << kLadderDivisor << " and each stage depth d -> max(1, ceil(d*m/" << kLadderMaxMult
+     << ")) where m = X's depth multiplier (F0 1, F1 2, F3 4, F7 8); train/test at " << kLadderRes << " px";
   return os.str();
 }
 
