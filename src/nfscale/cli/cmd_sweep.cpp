@@ -1,0 +1,29 @@
+// cmd_sweep.cpp - `nfscale sweep`: run (or resume) a study's trials into its results database.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "nfscale/cli/command_registry.h"
+#include "nfscale/cli/study_flags.h"
+
+namespace nfscale::cli {
+namespace {
+
+RegisterCommand reg(40, [](CLI::App& root) {
+  auto args = std::make_shared<StudyArgs>();
+  auto* app = root.add_subcommand(
+      "sweep",
+      "Run a study's trials (models x epoch budgets x learning rates x seeds) into its SQLite results database.\n"
+      "Resumable: re-running the same command after a kill finishes unfinished trials from their checkpoints and\n"
+      "never repeats a finished one. Several workers (--workers, or separate processes) can share one database.");
+  add_study_flags(*app, *args);
+  app->callback([args] {
+    study::StudySpec spec = resolve_study(*args);
+    study::SweepSummary s = args->worker_only ? study::run_worker(spec, args->sweep) : study::run_sweep(spec, args->sweep);
+    std::fprintf(stderr, "[sweep] study '%s': %lld done, %lld failed, %lld pending, %lld running; database %s\n",
+                 spec.name.c_str(), (long long)s.done, (long long)s.failed, (long long)s.pending, (long long)s.running,
+                 spec.db_path().c_str());
+  });
+});
+
+}  // namespace
+}  // namespace nfscale::cli

@@ -1,0 +1,51 @@
+// study_flags.cpp - resolution of a study from preset, file and flags.
+#include "nfscale/cli/study_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "nfscale/cli/train_flags.h"
+#include "nfscale/util/error.h"
+
+namespace nfscale::cli {
+
+void add_study_flags(CLI::App& app, StudyArgs& a) {
+  std::string presets;
+  for (auto& p : study::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
+  app.add_option("--preset", a.preset,
+                 "Study preset: " + presets + " (default: <= 15 min on 2 cores; full: 6 models x 6 budgets x 5 LRs; "
+                 "smoke: seconds)")
+      ->capture_default_str();
+  app.add_option("--study-file", a.study_file,
+                 "Study file (.toml or .json): name, models, epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
+                 "and a [train] table of training settings; applied on top of --preset")
+      ->check(CLI::ExistingFile);
+  app.add_option("--out", a.out_dir, "Study directory (results.sqlite, trials/, report/); default studies/<preset>");
+  app.add_option("--workers", a.sweep.workers,
+                 "Worker processes sharing the results database (threads are split between them)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--stale-after", a.sweep.stale_after_s,
+                 "Seconds without a heartbeat after which a running trial is reclaimed (its worker died)")
+      ->capture_default_str();
+  app.add_flag("--retry-failed", a.sweep.retry_failed, "Put failed (e.g. diverged) trials back to pending first");
+  app.add_flag("--worker-only", a.worker_only, "Internal: run one worker of a registered study")->group("");
+}
+
+study::StudySpec resolve_study(const StudyArgs& a) {
+  study::StudySpec spec = study::preset(a.preset);
+  if (!a.study_file.empty()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(settings_file_to_json(a.study_file));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UserError(a.study_file + ": JSON error: " + e.what());
+    }
+    spec = study::study_from_json(j, a.study_file, spec);
+    if (!j.contains("out_dir") && a.out_dir.empty()) spec.out_dir = "studies/" + spec.name;
+  }
+  if (!a.out_dir.empty()) spec.out_dir = a.out_dir;
+  spec.validate();
+  return spec;
+}
+
+}  // namespace nfscale::cli

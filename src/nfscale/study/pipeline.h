@@ -1,0 +1,42 @@
+// pipeline.h - the study pipeline: sweep -> points -> fits -> planner -> figures and HTML report.
+// `nfscale study` runs all of it; `nfscale fit --db` / `nfscale plan --db` reuse the pieces.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nfscale/scaling/fits.h"
+#include "nfscale/scaling/planner.h"
+#include "nfscale/scaling/points.h"
+#include "nfscale/study/study_spec.h"
+#include "nfscale/study/sweep.h"
+
+namespace nfscale::study {
+
+// Done trials of `study` in the database at `db_path` as run points (origin "trial N"); the loss is the held-out
+// cross-entropy at the end of training. Throws UserError naming the file if the study has no finished trial.
+std::vector<scaling::RunPoint> study_points(const std::string& db_path, const std::string& study);
+
+// Models available to the planner: one entry per model with a finished trial (params and training FLOPs per
+// example as counted for that trial), and the training-set size the trials used.
+std::vector<scaling::ModelCostInfo> planner_models(const std::vector<scaling::RunPoint>& points,
+                                                   double* dataset_size);
+
+struct StudyReport {
+  std::string report_dir;       // <out_dir>/report
+  std::string html_path;        // <out_dir>/report/index.html
+  scaling::StudyFit fit;
+  std::optional<scaling::Plan> plan;  // for twice the largest budget run
+  std::string plan_error;
+  int64_t trials_done = 0, trials_failed = 0;
+};
+
+// Fits the study in `spec.out_dir` and writes the report (index.html, figures as SVG and PNG, fit.json,
+// points.csv, plan.json).
+StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options = {});
+
+// Sweep, then report.
+StudyReport run_study(const StudySpec& spec, const SweepOptions& sweep_options,
+                      const scaling::FitOptions& fit_options = {});
+
+}  // namespace nfscale::study
