@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include "nfscale/models/cost_counter.h"
 #include "nfscale/models/nfnet.h"
@@ -153,7 +154,9 @@ void check_resolution(const std::string& name, int64_t res) {
 
 Classifier build_model(const ModelConfig& config) {
   const ModelSpecInfo& spec = model_spec(config.name);
-  return std::make_shared<NFNetImpl>(spec, config);
+  // One builder per family (a ViT family would add its branch here); the NFNet builder reads only the spec row.
+  if (spec.family == "nfnet") return std::make_shared<NFNetImpl>(spec, config);
+  throw std::logic_error("build_model: no builder for family '" + spec.family + "' of model " + spec.name);
 }
 
 ModelCost count_cost(ClassifierImpl& model, int64_t resolution, int64_t in_channels) {
