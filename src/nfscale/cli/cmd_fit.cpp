@@ -1,6 +1,6 @@
 // cmd_fit.cpp - `nfscale fit`: fits the scaling study (best LRs, LR-vs-epochs slopes, compute frontier power laws,
-// compute-optimal exponents, Chinchilla Approach 3) to run points from a CSV and prints tables or JSON.
-// Every source of points (CSV now, the results database later) feeds the same scaling::fit_study.
+// compute-optimal exponents, Chinchilla Approach 3) to run points from a CSV or a study's results database and prints tables or JSON.
+// Every source of points (CSV or results database) feeds the same scaling::fit_study.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "nfscale/cli/command_registry.h"
+#include "nfscale/cli/points_source.h"
 #include "nfscale/scaling/fits.h"
 #include "nfscale/scaling/points.h"
 #include "nfscale/util/atomic_file.h"
@@ -18,7 +19,7 @@ namespace nfscale::cli {
 namespace {
 
 struct FitCliOptions {
-  std::string points;
+  PointsSource source;
   bool json = false;
   int bootstrap = 1000;
   uint64_t seed = 0;
@@ -29,7 +30,7 @@ struct FitCliOptions {
 };
 
 void run(const FitCliOptions& o) {
-  std::vector<scaling::RunPoint> points = scaling::read_points_csv(o.points);
+  std::vector<scaling::RunPoint> points = load_points(o.source);
   scaling::FitOptions fo;
   fo.bootstrap.resamples = o.bootstrap;
   fo.bootstrap.seed = o.seed;
@@ -38,12 +39,12 @@ void run(const FitCliOptions& o) {
   fo.chinchilla.coarse_grid = o.coarse_chinchilla;
   scaling::StudyFit fit = scaling::fit_study(points, fo);
   nlohmann::json j = scaling::to_json(fit);
-  j["source"] = o.points;
+  j["source"] = describe(o.source);
   if (!o.out.empty()) write_file_atomic(o.out, j.dump(2) + "\n");
   if (o.json)
     std::cout << j.dump(2) << "\n";
   else
-    std::cout << "Points: " << o.points << "\n" << scaling::format_study_fit(fit);
+    std::cout << "Points: " << describe(o.source) << "\n" << scaling::format_study_fit(fit);
 }
 
 const RegisterCommand kRegister(60, [](CLI::App& root) {
@@ -53,7 +54,7 @@ const RegisterCommand kRegister(60, [](CLI::App& root) {
       "Fit scaling laws to run points: best LR per (model, epochs), LR-vs-epochs slopes, the compute frontier\n"
       "(L = a C^b and L = E + a C^b), compute-optimal N and D exponents and Chinchilla Approach 3, with bootstrap\n"
       "intervals. CSV columns: model, params, examples, flops, loss, epochs, lr, top1_err, seed (docs/scaling.md).");
-  cmd->add_option("--points", opts->points, "CSV of run points (header required)")->required();
+  add_points_source_flags(*cmd, opts->source);
   cmd->add_flag("--json", opts->json, "Print JSON instead of tables");
   cmd->add_option("--bootstrap", opts->bootstrap, "Bootstrap resamples for the intervals (0 = none)")
       ->check(CLI::NonNegativeNumber);

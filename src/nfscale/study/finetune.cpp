@@ -36,14 +36,19 @@ torch::serialize::InputArchive open_weights_archive(const std::string& path) {
   return root;
 }
 
-// Input channels of the pre-trained model: dim 1 of its first conv weight [O, C, 3, 3].
-int64_t stored_in_channels(const std::string& path, const std::string& model) {
-  models::ModelConfig mc;
-  mc.name = model;
-  mc.num_classes = 10;
-  mc.in_channels = 1;
-  mc.init_weights = false;
-  models::Classifier probe = models::build_model(mc);
+// Input channels of the pre-trained model (dim 1 of its first conv weight [O, C, 3, 3]), after checking that every
+// backbone tensor of `model` (all but the classifier "fc.*") is in the file with the right shape, so a wrong --model
+// fails here with the tensor named rather than half-way into a load.
+int64_t check_stored_weights(const std::string& path, const std::string& model) {
+  auto probe_model = [&](int64_t channels) {
+    models::ModelConfig mc;
+    mc.name = model;
+    mc.num_classes = 10;
+    mc.in_channels = channels;
+    mc.init_weights = false;  // shapes only, no RNG use
+    return models::build_model(mc);
+  };
+  models::Classifier probe = probe_model(1);
   std::string first;
   for (const auto& item : probe->named_parameters(true)) {
     if (item.value().dim() == 4) {
@@ -53,11 +58,24 @@ int64_t stored_in_channels(const std::string& path, const std::string& model) {
   }
   require(!first.empty(), "model " + model + " has no convolution weight to read the input channels from");
   torch::serialize::InputArchive ar = open_weights_archive(path);
+  const std::string fix = "; pass the --model it was trained as (see the pre-training run's config.json)";
   torch::Tensor w;
   if (!ar.try_read(first, w) || w.dim() != 4)
     throw UserError("--from " + path + ": has no 4-d tensor '" + first + "', so it was not written for model " +
-                    model + "; pass the matching --model (see the pre-training run's config.json)");
-  return w.size(1);
+                    model + fix);
+  const int64_t channels = w.size(1);
+  probe = probe_model(channels);
+  for (const auto& item : probe->named_parameters(true)) {
+    if (item.key().rfind("fc.", 0) == 0) continue;
+    torch::Tensor t;
+    if (!ar.try_read(item.key(), t))
+      throw UserError("--from " + path + ": has no tensor '" + item.key() + "', so it was not written for model " +
+                      model + fix);
+    if (t.sizes() != item.value().sizes())
+      throw UserError("--from " + path + ": tensor '" + item.key() + "' has shape " + c10::str(t.sizes()) +
+                      " but model " + model + " expects " + c10::str(item.value().sizes()) + fix);
+  }
+  return channels;
 }
 
 }  // namespace
@@ -114,7 +132,7 @@ PretrainedSource resolve_source(const std::string& from, const std::string& mode
     s.weights_path = from;
   }
   models::model_spec(s.model);  // UserError listing valid names
-  s.in_channels = stored_in_channels(s.weights_path, s.model);
+  s.in_channels = check_stored_weights(s.weights_path, s.model);
   return s;
 }
 

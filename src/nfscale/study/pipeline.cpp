@@ -101,6 +101,17 @@ std::vector<scaling::ModelCostInfo> planner_models(const std::vector<scaling::Ru
   return out;
 }
 
+double measured_flops_per_second(const std::string& db_path, const std::string& study) {
+  scaling::ResultsDb db(db_path);
+  double flops = 0, seconds = 0;
+  for (auto& t : db.trials(study))
+    if (t.status == scaling::TrialStatus::Done && t.result) {
+      flops += t.result->flops;
+      seconds += t.result->seconds;
+    }
+  return seconds > 0 ? flops / seconds : 0.0;
+}
+
 StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options) {
   StudyReport rep;
   rep.report_dir = (fs::path(spec.out_dir) / "report").string();

@@ -22,6 +22,9 @@ std::vector<scaling::RunPoint> study_points(const std::string& db_path, const st
 std::vector<scaling::ModelCostInfo> planner_models(const std::vector<scaling::RunPoint>& points,
                                                    double* dataset_size);
 
+// Training FLOP/s this machine achieved over the study's finished trials (sum FLOPs / sum seconds); 0 if none.
+double measured_flops_per_second(const std::string& db_path, const std::string& study);
+
 struct StudyReport {
   std::string report_dir;       // <out_dir>/report
   std::string html_path;        // <out_dir>/report/index.html
