@@ -378,6 +378,11 @@ void ResultsDb::fail(int64_t id, const std::string& worker, const std::string& e
                [&](Stmt& s) { return s.bind(1, error).bind(2, t), 2; });
 }
 
+void ResultsDb::release(int64_t id, const std::string& worker) {
+  owned_update(id, worker, "release trial", "status='pending', worker_id=NULL, claimed_at=NULL, heartbeat_at=NULL",
+               [](Stmt&) { return 0; });
+}
+
 int64_t ResultsDb::reset_failed(const std::string& study) {
   return write_txn("reset failed trials", [&] {
     Stmt s(*this,

@@ -58,6 +58,10 @@ class ResultsDb {
   // Marks trial `id` failed with `error`; same ownership rule as finish.
   void fail(int64_t id, const std::string& worker, const std::string& error);
 
+  // Gives a running trial back: pending again, unowned (its run dir and checkpoint stay, so the next claim
+  // resumes). Used when a worker stops cleanly mid-trial, or for the claim of a worker known to be dead.
+  // Same ownership rule as finish.
+  void release(int64_t id, const std::string& worker);
   // Failed trials of `study` back to pending (for --retry-failed). Returns how many.
   int64_t reset_failed(const std::string& study);
 

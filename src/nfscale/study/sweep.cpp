@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -99,6 +101,24 @@ void expand_adaptive(scaling::ResultsDb& db, const StudySpec& spec, const scalin
   db.add_trial(make_trial(spec, s.model, e_next, best->first, s.seed, order_of(spec, s.model, e_next)));
 }
 
+// Releases running trials claimed by workers of this host whose process no longer exists (killed with -9):
+// they resume at once instead of waiting for their heartbeat to go stale.
+void release_dead_local_claims(scaling::ResultsDb& db, const std::string& study) {
+  char host[128] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const std::string prefix = std::string(host) + ":";
+  for (auto& t : db.trials(study)) {
+    if (t.status != scaling::TrialStatus::Running || t.worker_id.rfind(prefix, 0) != 0) continue;
+    const pid_t pid = static_cast<pid_t>(std::atoll(t.worker_id.c_str() + prefix.size()));
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    try {
+      db.release(t.id, t.worker_id);
+    } catch (const UserError&) {
+      // Someone else changed it meanwhile; nothing to do.
+    }
+  }
+}
+
 }  // namespace
 
 double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials) {
@@ -139,15 +159,15 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
   scaling::ResultsDb db(spec.db_path());
   SweepSummary summary;
   auto t0 = std::chrono::steady_clock::now();
+  release_dead_local_claims(db, spec.name);
   while (true) {
     std::optional<scaling::Trial> claimed = db.claim_next(spec.name, worker, options.stale_after_s);
     if (!claimed) {
       auto c = db.counts(spec.name);
       if (c.running == 0 && c.pending == 0) break;
-      if (c.pending == 0) {  // others are still training (or died: their claims go stale and come back)
-        std::this_thread::sleep_for(std::chrono::seconds(2));
-        continue;
-      }
+      // Others are still training (or died: their claims are released, or go stale and come back).
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      release_dead_local_claims(db, spec.name);
       continue;
     }
     const scaling::Trial& t = *claimed;
@@ -179,6 +199,7 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
     try {
       train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
       if (r.interrupted) {
+        if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
         if (options.verbose)
           std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
                        worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
