@@ -46,5 +46,9 @@ function(nfscale_tests area)
   target_compile_definitions(test_${area} PRIVATE NFSCALE_BINARY_DIR="${PROJECT_BINARY_DIR}"
                                                   NFSCALE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   nfscale_use_pch(test_${area})
+  # Tests that drive the real CLI (kill -9 / resume, sweeps) find it at ${PROJECT_BINARY_DIR}/bin/nfscale.
+  if(TARGET nfscale_cli)
+    add_dependencies(test_${area} nfscale_cli)
+  endif()
   gtest_discover_tests(test_${area} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS ${area})
 endfunction()
