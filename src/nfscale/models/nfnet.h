@@ -3,7 +3,6 @@
 // everything else should go through build_model() in registry.h.
 #pragma once
 #include <torch/nn/module.h>
-#include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
