@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -21,9 +20,9 @@
 #include "nfscale/optim/sam.h"
 #include "nfscale/optim/schedule.h"
 #include "nfscale/optim/sgd_agc.h"
-#include "nfscale/train/autocast.h"
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
+#include "nfscale/train/step.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/progress.h"
@@ -56,12 +55,6 @@ class SignalScope {
  private:
   struct sigaction old_int_ {}, old_term_ {};
 };
-
-// Cross-entropy against soft targets. logits [B,K] (any float dtype), targets [B,K] float -> scalar fp32.
-torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32), 1);
-  return -(targets * logp).sum(1).mean();
-}
 
 std::vector<optim::ParamSpec> param_specs(models::ClassifierImpl& model) {
   std::vector<optim::ParamSpec> specs;
@@ -135,6 +128,8 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   mc.dropout = cfg.dropout;
   mc.activation = cfg.activation;
   models::check_resolution(cfg.model, cfg.resolution);
+  // The initial weights (and a fine-tuning head) are a function of the seed, not of the process's RNG history.
+  torch::manual_seed(derive_seed(cfg.seed, {0x494eull}));
   models::Classifier model = models::build_model(mc);
   const models::ModelCost cost = models::count_cost(*model, cfg.resolution, data.channels);
   if (!cfg.init_from.empty() && !resuming) {
@@ -278,23 +273,10 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     for (auto& mb : micro_batches) mb = loader.next();
     const double lr = schedule(st.step);
 
-    // Gradient of the mean loss over the whole effective batch: each micro-batch contributes loss * (micro/batch).
+    // Gradient of the mean loss over the whole effective batch: each micro-batch contributes loss * (micro/batch)
+    // (step.h). micro_batches: n_micro x {images [micro, C, R, R], targets [micro, K]}.
     auto accumulate_grads = [&]() -> double {
-      optimizer.zero_grad();
-      double loss_sum = 0.0;
-      for (auto& mb : micro_batches) {
-        torch::Tensor x = mb.images;  // [micro, C, R, R]
-        if (cfg.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-        torch::Tensor loss;
-        {
-          AutocastScope autocast(bf16);
-          loss = soft_cross_entropy(model->forward(x), mb.targets);
-        }
-        const double w = double(mb.images.size(0)) / double(cfg.batch);
-        (loss * w).backward();
-        loss_sum += loss.item<double>() * w;
-      }
-      return loss_sum;
+      return accumulate_gradients(*model, micro_batches, cfg.batch, bf16, cfg.channels_last, optimizer);
     };
     double loss_value = accumulate_grads();
     if (sam) {

@@ -1,0 +1,39 @@
+// step.cpp - micro-batch gradient accumulation for one optimiser step (see step.h).
+#include "nfscale/train/step.h"
+
+#include <torch/torch.h>
+
+#include "nfscale/data/loader.h"
+#include "nfscale/models/classifier.h"
+#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/train/autocast.h"
+
+namespace nfscale::train {
+
+torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // Reduced-precision logits (bf16 autocast) are promoted to fp32; fp32 and fp64 keep their dtype.
+  const torch::Tensor l = logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);  // [B,K]
+  auto logp = torch::log_softmax(l, 1);                                                                    // [B,K]
+  return -(targets.to(l.scalar_type()) * logp).sum(1).mean();                                             // []
+}
+
+double accumulate_gradients(models::ClassifierImpl& model, const std::vector<data::Batch>& micro_batches,
+                            int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt) {
+  opt.zero_grad();
+  double loss_sum = 0.0;
+  for (const auto& mb : micro_batches) {
+    torch::Tensor x = mb.images;  // [micro, C, R, R]
+    if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor loss;  // []
+    {
+      AutocastScope autocast(bf16);
+      loss = soft_cross_entropy(model.forward(x), mb.targets);
+    }
+    const double w = double(mb.images.size(0)) / double(batch);
+    (loss * w).backward();
+    loss_sum += loss.item<double>() * w;
+  }
+  return loss_sum;
+}
+
+}  // namespace nfscale::train

@@ -1,0 +1,35 @@
+// step.h - the gradient computation of one optimiser step: soft-target cross-entropy over accumulated
+// micro-batches, each weighted by its share of the effective batch, so N micro-batches give the gradient of one
+// large batch. Shared by the trainer (plain and SAM passes) and its tests.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace nfscale::models {
+class ClassifierImpl;
+}
+namespace nfscale::data {
+struct Batch;
+}
+namespace nfscale::optim {
+class SgdAgc;
+}
+
+namespace nfscale::train {
+
+// Mean cross-entropy against soft targets: -(targets * log_softmax(logits)).sum(1).mean().
+// logits [B,K] (fp32/fp64, or bf16 under autocast: computed in fp32), targets [B,K] -> scalar of the logits' dtype
+// (fp32 for reduced precision). fp64 stays fp64 so the accumulation tests can compare to ~1e-12.
+torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// Zeroes the gradients (through `opt`, which owns the parameter list) and accumulates into every param.grad() the
+// gradient of the mean loss over the effective batch: micro-batch i contributes loss_i * size_i / batch.
+// Each micro-batch's images [size_i, C, R, R] are converted to channels_last when asked, and its forward runs in a
+// bf16 autocast scope when bf16 is true. Returns the (weighted) mean loss. The model's train/eval mode and the
+// random streams (dropout, stochastic depth) are the caller's: it seeds them before calling.
+double accumulate_gradients(models::ClassifierImpl& model, const std::vector<data::Batch>& micro_batches,
+                            int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt);
+
+}  // namespace nfscale::train
