@@ -39,6 +39,8 @@ const std::vector<int64_t> kStemWidths = {16, 32, 64};
 // The ladder: the paper's six members of the scaling study, derived by ONE rule (see ladder_rule()).
 const char* const kLadderMirrors[] = {"F0", "F1", "F3", "F3+", "F7", "F7+"};
 constexpr int64_t kLadderDivisor = 8;   // every channel count (stem, stages, group width) divided by this
+constexpr int64_t kLadderMinStem = 8;   // ...but stem convs keep at least this many channels: 16/8 = 2 channels
+                                        // would squeeze the input through a 2-channel bottleneck
 constexpr int64_t kLadderMaxMult = 8;   // the largest paper depth multiplier (F7): it keeps its full depth
 constexpr int64_t kLadderRes = 32;      // train and test resolution of the ladder (28 px inputs also work)
 const char* const kDefaultSmall = "mini-F3";
@@ -87,6 +89,7 @@ std::vector<ModelSpecInfo> make_table() {
     s.depths = ladder_depths(s.depths);
     s.widths = divided(s.widths, kLadderDivisor);
     s.stem_widths = divided(s.stem_widths, kLadderDivisor);
+    for (auto& w : s.stem_widths) w = std::max(w, kLadderMinStem);
     s.group_width = std::max<int64_t>(1, s.group_width / kLadderDivisor);
     s.train_res = kLadderRes;
     s.test_res = kLadderRes;
@@ -139,7 +142,8 @@ std::string ladder_rule() {
   std::ostringstream os;
   os << "mini-X = paper member X with every channel count (stem convs, stage widths, group width) divided by "
      << kLadderDivisor << " and each stage depth d -> max(1, ceil(d*m/" << kLadderMaxMult
-     << ")) where m = X's depth multiplier (F0 1, F1 2, F3 4, F7 8); train/test at " << kLadderRes << " px";
+     << ")) where m = X's depth multiplier (F0 1, F1 2, F3 4, F7 8); stem convs keep at least " << kLadderMinStem
+     << " channels; train/test at " << kLadderRes << " px";
   return os.str();
 }
 

@@ -52,9 +52,11 @@ StudySpec preset(const std::string& name) {
     // <= 15 minutes on 2 cores: a 4-member ladder, budgets 0.25..2 on a 12k-image subset, 3 LRs.
     s.models = {"mini-F0", "mini-F1", "mini-F3", "mini-F3+"};
     s.epochs = {0.25, 0.5, 1, 2};
-    s.lrs = {0.2, 0.4, 0.8};
-    b.holdout = 5000;
+    s.lrs = {0.8, 1.6, 3.2};
+    b.batch = 64;
+    b.holdout = 2000;
     b.train_examples = 12000;
+    b.eval_points = 2;
   } else if (name == "full") {
     s.models = {"mini-F0", "mini-F1", "mini-F3", "mini-F3+", "mini-F7", "mini-F7+"};
     s.epochs = {0.25, 0.5, 1, 2, 4, 8};
