@@ -119,6 +119,29 @@ void release_dead_local_claims(scaling::ResultsDb& db, const std::string& study)
   }
 }
 
+// Remaining wall time of the study: each unfinished trial costs its epoch budget times the seconds per epoch
+// measured on finished trials of the same model (all models' mean when none has finished), split over workers.
+double eta_seconds(const std::vector<scaling::Trial>& trials, int workers) {
+  std::map<std::string, std::pair<double, double>> per_model;  // model -> (seconds, epochs) of finished trials
+  double all_s = 0, all_e = 0;
+  for (auto& t : trials)
+    if (t.status == scaling::TrialStatus::Done && t.result) {
+      per_model[t.spec.model].first += t.result->seconds;
+      per_model[t.spec.model].second += t.spec.epochs;
+      all_s += t.result->seconds;
+      all_e += t.spec.epochs;
+    }
+  if (all_e <= 0) return NAN;
+  double eta = 0;
+  for (auto& t : trials) {
+    if (t.status == scaling::TrialStatus::Done || t.status == scaling::TrialStatus::Failed) continue;
+    auto it = per_model.find(t.spec.model);
+    const double rate = it != per_model.end() ? it->second.first / it->second.second : all_s / all_e;
+    eta += t.spec.epochs * rate;
+  }
+  return eta / std::max(1, workers);
+}
+
 }  // namespace
 
 double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials) {
@@ -225,12 +248,14 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       summary.trials_run++;
       if (options.verbose) {
         auto c = db.counts(spec.name);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
         std::fprintf(stderr,
-                     "[sweep] %-9s e=%-5g lr=%-6g held-out loss %.4f  top-1 err %5.2f%%  %.3g FLOPs  %5.1f s   "
-                     "[%lld/%lld done]\n",
+                     "[sweep] %-9s e=%-5g lr=%-6g held-out loss %.4f  top-1 err %5.2f%%  %.3g FLOPs  %5.1f s  "
+                     "%.0f img/s  [%lld/%lld done, ETA %s]\n",
                      t.spec.model.c_str(), t.spec.epochs, t.spec.lr, res.holdout_loss, 100 * res.holdout_top1_error,
-                     res.flops, std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count(),
-                     (long long)c.done, (long long)c.total());
+                     res.flops, secs, res.seconds > 0 ? r.examples_seen / res.seconds : 0.0, (long long)c.done,
+                     (long long)c.total(),
+                     Progress::format_duration(eta_seconds(db.trials(spec.name), options.workers)).c_str());
       }
     } catch (const train::DivergedError& e) {
       db.fail(t.id, worker, e.what());
