@@ -33,7 +33,7 @@ RegisterCommand reg(30, [](CLI::App& root) {
       "finetune",
       "Fine-tune a pre-trained model on a target data set: the classifier is replaced (N(0,0.01^2), bias 0) for the\n"
       "target's classes and the whole network is trained with SAM on SGD+Nesterov (+AGC unless --clip 0).\n"
-      "Defaults differ from `train`: --data digits, --epochs 5, --batch 64, --lr 0.1, --warmup-epochs 0.5,\n"
+      "Defaults differ from `train`: --data digits, --epochs 5, --batch 64, --lr 0.4, --flip false, --warmup-epochs 0.5,\n"
       "--sam-rho 0.05, --stochastic-depth 0.1, --ema-decay 0; model, activation and input channels come from the\n"
       "pre-trained source (target images are converted to its channels). See docs/finetuning.md.");
   add_train_flags(*app, args->request.config);  // bound to finetune_defaults() (FinetuneRequest's default)

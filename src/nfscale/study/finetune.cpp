@@ -85,7 +85,8 @@ train::TrainConfig finetune_defaults() {
   c.data = "digits";
   c.epochs = 5.0;
   c.batch = 64;
-  c.lr = 0.1;
+  c.lr = 0.4;     // base LR at batch 256: 0.1 absolute at batch 64, half the pre-training 0.2 (0.4 at 128)
+  c.flip = false; // digits are not flip-invariant; pass --flip true for natural images
   c.warmup_epochs = 0.5;
   c.ema_decay = 0.0;
   c.sam_rho = 0.05;

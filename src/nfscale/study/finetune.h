@@ -13,9 +13,9 @@
 
 namespace nfscale::study {
 
-// The documented fine-tuning defaults: TrainConfig defaults with sam_rho 0.05, lr 0.1 (4x below the pre-training
-// LR used in the docs, 0.4), warm-up 0.5 epoch, EMA off, stochastic depth 0.1, dropout = the model's default,
-// data "digits", epochs 5, batch 64. Everything else (AGC 0.01, label smoothing 0.1, Nesterov, weight decay 2e-5)
+// The documented fine-tuning defaults: TrainConfig defaults with sam_rho 0.05, base lr 0.4 at batch 64 (absolute
+// 0.1, half the docs' pre-training 0.2), no flip (digits), warm-up 0.5 epoch, EMA off, stochastic depth 0.1,
+// dropout = the model's default, data "digits", epochs 5, batch 64. Everything else (AGC 0.01, label smoothing 0.1, Nesterov, weight decay 2e-5)
 // is the pre-training recipe.
 train::TrainConfig finetune_defaults();
 
