@@ -126,18 +126,27 @@ TEST_F(CliRuns, KillNineAtRandomMomentsThenResumeIsBitIdentical) {
     const std::string tmp_prefix = ".checkpoint.pt.tmp." + std::to_string(pid);
     int code = 0;
     bool exited = false, in_write = false;
-    if (kills % 2 == 0) {
-      // Mode A: a random moment of the run (start-up included), up to the reference run's length.
-      const auto until = Clock::now() + std::chrono::duration<double>(unif(rng) * ref_seconds_ * 0.8);
+    // Kill moments are tied to the run's progress, not to wall time, so a loaded machine cannot make the run finish
+    // before the kills. Three kinds, in turn:
+    if (kills % 3 == 0) {
+      // A: during start-up (loading the data, building the model, reading the checkpoint): 0-300 ms after spawn.
+      const auto until = Clock::now() + std::chrono::duration<double>(unif(rng) * 0.3);
       while (Clock::now() < until && !(exited = try_wait(pid, &code)))
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    } else if (kills % 3 == 1) {
+      // B: mid-step: after 1-3 new metrics lines of this attempt, plus a random 0-30 ms.
+      const size_t target = train_line_count(dir) + 1 + size_t(unif(rng) * 3);
+      const auto give_up = Clock::now() + std::chrono::duration<double>(ref_seconds_ * 3 + 10);
+      while (train_line_count(dir) < target && Clock::now() < give_up && !(exited = try_wait(pid, &code)))
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::this_thread::sleep_for(std::chrono::microseconds(int(unif(rng) * 30000)));
     } else {
-      // Mode B: during the k-th checkpoint write of this attempt (k = 2 or 3, so every attempt makes progress),
-      // after a random short delay of 0-3 ms into the write.
+      // C: during the k-th checkpoint write of this attempt (k = 2 or 3, so every attempt makes progress),
+      // a random 0-3 ms into the write.
       const int k = 2 + int(unif(rng) * 2);
       int seen = 0;
       bool was_present = false;
-      const auto give_up = Clock::now() + std::chrono::duration<double>(ref_seconds_ * 2 + 5);
+      const auto give_up = Clock::now() + std::chrono::duration<double>(ref_seconds_ * 3 + 10);
       while (!(exited = try_wait(pid, &code)) && Clock::now() < give_up) {
         const bool present = any_tmp_file(dir, tmp_prefix);
         if (present && !was_present && ++seen == k) {
@@ -149,6 +158,7 @@ TEST_F(CliRuns, KillNineAtRandomMomentsThenResumeIsBitIdentical) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
+    if (!exited) exited = try_wait(pid, &code);
     if (exited) {  // finished before the kill
       final_code = code;
       break;
@@ -175,8 +185,9 @@ TEST_F(CliRuns, KillNineAtRandomMomentsThenResumeIsBitIdentical) {
   std::fprintf(stderr, "[info] kill -9: %d attempts, %d kills (%d inside a checkpoint write, %d mid-run)\n", attempts,
                kills, kills_in_write, kills_mid_run);
   ASSERT_EQ(final_code, 0) << slurp(log + "/err");
+  EXPECT_EQ(kills, 10);
   EXPECT_GE(kills_mid_run, 4) << "the kills did not land inside the run; the test proved little";
-  EXPECT_GE(kills_in_write, 2) << "too few kills landed inside a checkpoint write";
+  EXPECT_GE(kills_in_write, 1) << "no kill landed inside a checkpoint write";
   EXPECT_GE(steps_seen.size(), 4u) << "the kills did not spread over the run";
   const auto result = nlohmann::json::parse(slurp(dir + "/result.json"));
   EXPECT_EQ(result["steps"].get<int64_t>(), kSteps);
