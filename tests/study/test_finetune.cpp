@@ -286,8 +286,10 @@ TEST(FinetuneSam, AccumulationMatchesFullBatch) {
   }
   std::printf("[   info   ] SAM accumulated vs full batch: max |dw| %.3g; SAM vs SGD: max |dw| %.3g\n", max_diff,
               max_sam_effect);
-  EXPECT_LT(max_diff, 1e-5);
-  EXPECT_GT(max_sam_effect, 1e-4);
+  // Observed ~1.5e-8 (fp32 summation order only); the SAM effect (~7e-5 after 3 steps) must be >= 10x the
+  // tolerance, so the tolerance could not hide a wrong perturbation.
+  EXPECT_LT(max_diff, 2e-6);
+  EXPECT_GT(max_sam_effect, 2e-5);
   EXPECT_GT(max_sam_effect, 100 * max_diff);
 }
 

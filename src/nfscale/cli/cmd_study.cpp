@@ -20,7 +20,13 @@ RegisterCommand reg(30, [](CLI::App& root) {
   app->add_flag("--report-only", *report_only, "Skip the sweep; fit and report what the database holds");
   app->callback([args, report_only] {
     study::StudySpec spec = resolve_study(*args);
-    if (!*report_only) study::run_sweep(spec, args->sweep);
+    if (!*report_only) {
+      study::SweepSummary s = study::run_sweep(spec, args->sweep);
+      if (s.interrupted) {
+        std::fprintf(stderr, "[study] interrupted; re-run the same command to resume\n");
+        throw CLI::RuntimeError(130);
+      }
+    }
     study::StudyReport r = study::write_study_report(spec);
     std::printf("%s", scaling::format_study_fit(r.fit).c_str());
     if (r.plan) std::printf("\nPlan for twice the largest budget run:\n%s", scaling::format_plan(*r.plan).c_str());

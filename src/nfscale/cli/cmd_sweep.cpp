@@ -22,6 +22,7 @@ RegisterCommand reg(40, [](CLI::App& root) {
     std::fprintf(stderr, "[sweep] study '%s': %lld done, %lld failed, %lld pending, %lld running; database %s\n",
                  spec.name.c_str(), (long long)s.done, (long long)s.failed, (long long)s.pending, (long long)s.running,
                  spec.db_path().c_str());
+    if (s.interrupted) throw CLI::RuntimeError(130);
   });
 });
 

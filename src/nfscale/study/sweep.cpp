@@ -223,6 +223,7 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
       if (r.interrupted) {
         if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
+        summary.interrupted = !lost_claim;
         if (options.verbose)
           std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
                        worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
@@ -301,6 +302,7 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
   }
   SweepSummary summary = run_worker(spec, options);
   for (pid_t pid : children) {
+    if (summary.interrupted) ::kill(pid, SIGTERM);  // the workers checkpoint and release their trials too
     int status = 0;
     ::waitpid(pid, &status, 0);
   }

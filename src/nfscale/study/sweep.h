@@ -24,6 +24,7 @@ struct SweepOptions {
 struct SweepSummary {
   int64_t trials_run = 0;       // trials this process trained to completion
   int64_t trials_failed = 0;
+  bool interrupted = false;     // a signal (or a lost claim) stopped this process mid-trial
   int64_t done = 0, failed = 0, pending = 0, running = 0;  // database counts at the end
   double seconds = 0.0;
 };
