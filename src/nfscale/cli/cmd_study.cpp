@@ -12,13 +12,22 @@ namespace {
 RegisterCommand reg(30, [](CLI::App& root) {
   auto args = std::make_shared<StudyArgs>();
   auto report_only = std::make_shared<bool>(false);
+  auto do_finetune = std::make_shared<bool>(false);
+  auto ft = std::make_shared<study::FinetuneStudyOptions>();
   auto* app = root.add_subcommand(
       "study",
       "The main job: sweep the study (resumable), fit the scaling laws, plan, and write the HTML report with the\n"
       "paper's figures to <out>/report/index.html. The default preset takes about 15 minutes on 2 cores.");
   add_study_flags(*app, *args);
   app->add_flag("--report-only", *report_only, "Skip the sweep; fit and report what the database holds");
-  app->callback([args, report_only] {
+  app->add_flag("--finetune", *do_finetune,
+                "Also fine-tune the frontier checkpoints (and larger models trained for fewer epochs at similar\n"
+                "compute) with SAM on --finetune-data, and plot fine-tuned error against pre-training compute (Fig. 1)");
+  app->add_option("--finetune-data", ft->data, "Fine-tuning target data spec")->capture_default_str();
+  app->add_option("--finetune-epochs", ft->epochs, "Fine-tuning epochs per checkpoint")->capture_default_str();
+  app->add_option("--finetune-max", ft->max_frontier, "At most this many frontier checkpoints are fine-tuned")
+      ->capture_default_str();
+  app->callback([args, report_only, do_finetune, ft] {
     study::StudySpec spec = resolve_study(*args);
     if (!*report_only) {
       study::SweepSummary s = study::run_sweep(spec, args->sweep);
@@ -27,7 +36,7 @@ RegisterCommand reg(30, [](CLI::App& root) {
         throw CLI::RuntimeError(130);
       }
     }
-    study::StudyReport r = study::write_study_report(spec);
+    study::StudyReport r = study::write_study_report(spec, {}, *do_finetune ? ft.get() : nullptr);
     std::printf("%s", scaling::format_study_fit(r.fit).c_str());
     if (r.plan) std::printf("\nPlan for twice the largest budget run:\n%s", scaling::format_plan(*r.plan).c_str());
     std::printf("\nReport: %s\n", r.html_path.c_str());

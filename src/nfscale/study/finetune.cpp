@@ -191,7 +191,7 @@ FinetuneResult finetune(const FinetuneRequest& r, const train::TrainHooks& hooks
   out.completed = out.train.completed;
   out.steps = out.train.steps;
   out.seconds = out.train.seconds;
-  out.flops = out.train.train_flops * (c.sam_rho > 0 ? 2.0 : 1.0);
+  out.flops = out.train.train_flops;  // the trainer counts both SAM passes
   const train::EvalPoint& e = out.train.final_eval;
   out.test_top1_err = e.has_test ? e.test.top1_err : kNaN;
   out.test_loss = e.has_test ? e.test.loss : kNaN;

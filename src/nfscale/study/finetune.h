@@ -63,7 +63,7 @@ struct FinetuneCompute {
 FinetuneCompute finetune_compute(const FinetuneRequest& request);
 
 struct FinetuneResult {
-  train::TrainResult train;     // the trainer's result (train.train_flops counts one pass per step)
+  train::TrainResult train;     // the trainer's result (train.train_flops counts both SAM passes)
   PretrainedSource source;
   bool scratch = false;
   bool completed = false;

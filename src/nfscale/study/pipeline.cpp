@@ -112,7 +112,8 @@ double measured_flops_per_second(const std::string& db_path, const std::string& 
   return seconds > 0 ? flops / seconds : 0.0;
 }
 
-StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options) {
+StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options,
+                               const FinetuneStudyOptions* finetune) {
   StudyReport rep;
   rep.report_dir = (fs::path(spec.out_dir) / "report").string();
   rep.html_path = (fs::path(rep.report_dir) / "index.html").string();
@@ -239,6 +240,43 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     html.paragraph("No plan: " + rep.plan_error);
   }
 
+  if (finetune && rep.fit.frontier) {
+    rep.finetune = run_finetune_study(spec, rep.fit, *finetune);
+    std::map<std::string, report::NamedCurve> ft_curves;
+    std::vector<std::vector<std::string>> ft_rows;
+    for (auto& c : rep.finetune->candidates) {
+      auto& curve = ft_curves[c.model];
+      curve.name = c.model;
+      curve.points.push_back({c.pretrain_flops, 100 * c.finetune_top1_err});
+      ft_rows.push_back({c.model, fmt("%g", c.epochs), fmt("%g", c.lr), fmt("%.3g", c.pretrain_flops),
+                         fmt("%.4f", c.pretrain_loss), c.on_frontier ? "frontier" : "larger model, fewer epochs",
+                         fmt("%.2f", 100 * c.finetune_top1_err), fmt("%.3g", c.finetune_flops)});
+    }
+    std::vector<report::NamedCurve> ft_list;
+    for (auto& m : spec.models)
+      if (ft_curves.count(m)) {
+        auto c = ft_curves[m];
+        std::sort(c.points.begin(), c.points.end(), [](auto& a, auto& b) { return a.x < b.x; });
+        ft_list.push_back(c);
+      }
+    report::Plot fig1 = report::finetune_error_figure(ft_list, {}, "pre-training FLOPs");
+    const std::string f1 = (fs::path(rep.report_dir) / "fig1_finetune_error").string();
+    write_file_atomic(f1 + ".svg", report::to_svg(fig1));
+    report::write_png(fig1, f1 + ".png");
+    html.heading("Fine-tuned top-1 error against pre-training compute (paper Fig. 1)");
+    html.figure(report::to_svg(fig1),
+                "Each checkpoint fine-tuned on " + finetune->data + " for " + fmt("%g", finetune->epochs) +
+                    " epochs with SAM (equal fine-tuning compute per model).",
+                "fig1_finetune_error.png");
+    html.table({"model", "pre-train epochs", "base LR", "pre-train FLOPs", "held-out loss", "candidate",
+                "fine-tuned top-1 err %", "fine-tune FLOPs"},
+               ft_rows);
+    if (rep.finetune->reversals.empty())
+      html.paragraph("At every compared compute level, the checkpoint with the lower pre-training loss also "
+                     "fine-tuned better.");
+    for (auto& line : rep.finetune->reversals) html.paragraph("Lowest pre-training loss is not best after fine-tuning: " + line);
+  }
+
   std::vector<std::vector<std::string>> rows;
   scaling::TpuV4Convention tpu;
   for (auto& p : pts)
@@ -250,12 +288,6 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   html.preformatted(scaling::format_study_fit(rep.fit));
   html.write(rep.html_path);
   return rep;
-}
-
-StudyReport run_study(const StudySpec& spec, const SweepOptions& sweep_options,
-                      const scaling::FitOptions& fit_options) {
-  run_sweep(spec, sweep_options);
-  return write_study_report(spec, fit_options);
 }
 
 }  // namespace nfscale::study

@@ -8,6 +8,7 @@
 #include "nfscale/scaling/fits.h"
 #include "nfscale/scaling/planner.h"
 #include "nfscale/scaling/points.h"
+#include "nfscale/study/finetune_study.h"
 #include "nfscale/study/study_spec.h"
 #include "nfscale/study/sweep.h"
 
@@ -32,14 +33,12 @@ struct StudyReport {
   std::optional<scaling::Plan> plan;  // for twice the largest budget run
   std::string plan_error;
   int64_t trials_done = 0, trials_failed = 0;
+  std::optional<FinetuneStudy> finetune;  // with --finetune
 };
 
 // Fits the study in `spec.out_dir` and writes the report (index.html, figures as SVG and PNG, fit.json,
-// points.csv, plan.json).
-StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options = {});
-
-// Sweep, then report.
-StudyReport run_study(const StudySpec& spec, const SweepOptions& sweep_options,
-                      const scaling::FitOptions& fit_options = {});
+// points.csv, plan.json). With `finetune`, also fine-tunes the frontier checkpoints and adds Fig. 1.
+StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options = {},
+                               const FinetuneStudyOptions* finetune = nullptr);
 
 }  // namespace nfscale::study
