@@ -68,14 +68,10 @@ RegisterCommand reg(25, [](CLI::App& root) {
     mc.init_weights = false;
     auto model = models::build_model(mc);
     train::load_weights(weights, *model);
-    train::EvalOptions eo;
-    eo.resolution = a->res > 0 ? a->res : cfg.eval_res();
+    train::EvalOptions eo = train::make_eval_options(cfg, data, a->precision == "bf16");
+    if (a->res > 0) eo.resolution = a->res;
     models::check_resolution(cfg.model, eo.resolution);
     eo.batch = a->batch;
-    eo.threads = cfg.loader_threads;
-    eo.channels = data.channels;
-    eo.bf16 = a->precision == "bf16";
-    eo.augment = train::make_augment(cfg, data);
     std::shared_ptr<data::Dataset> ds = data.test_set;
     std::vector<int64_t> idx = data.test_indices;
     if (a->split == "holdout") {

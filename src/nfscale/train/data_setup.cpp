@@ -87,16 +87,15 @@ data::LoaderOptions make_train_loader_options(const TrainConfig& c, const RunDat
   return o;
 }
 
-data::LoaderOptions make_eval_loader_options(const data::AugmentConfig& augment, int64_t resolution, int64_t batch,
-                                             int threads, int64_t channels) {
-  data::LoaderOptions o;
-  o.batch_size = batch;
-  o.threads = threads;
-  o.train = false;
-  o.resolution = resolution;
-  o.augment = augment;
-  o.channels = channels;
-  return o;
+EvalOptions make_eval_options(const TrainConfig& c, const RunData& d, bool bf16) {
+  EvalOptions eo;
+  eo.resolution = c.eval_res();
+  eo.threads = c.loader_threads;
+  eo.channels = d.channels;
+  eo.bf16 = bf16;
+  eo.channels_last = c.channels_last;
+  eo.augment = make_augment(c, d);
+  return eo;
 }
 
 }  // namespace nfscale::train

@@ -8,6 +8,7 @@
 
 #include "nfscale/data/loader.h"
 #include "nfscale/data/transforms.h"
+#include "nfscale/train/evaluate.h"
 
 namespace nfscale::data {
 class Dataset;
@@ -35,9 +36,9 @@ RunData setup_data(const TrainConfig& config);
 // Augmentation settings implied by the config (train) and evaluation settings.
 data::AugmentConfig make_augment(const TrainConfig& config, const RunData& data);
 
-// Loader options for the training stream (micro-batches) and for evaluation.
+// Loader options for the training stream (micro-batches).
 data::LoaderOptions make_train_loader_options(const TrainConfig& config, const RunData& data);
-data::LoaderOptions make_eval_loader_options(const data::AugmentConfig& augment, int64_t resolution, int64_t batch,
-                                             int threads, int64_t channels);
+// Evaluation settings of a run: eval resolution, loader threads, channels, layout, normalisation.
+EvalOptions make_eval_options(const TrainConfig& config, const RunData& data, bool bf16);
 
 }  // namespace nfscale::train

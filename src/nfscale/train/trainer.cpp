@@ -207,13 +207,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     }
     return false;
   };
-  EvalOptions eo;
-  eo.resolution = cfg.eval_res();
-  eo.threads = cfg.loader_threads;
-  eo.channels = data.channels;
-  eo.bf16 = bf16;
-  eo.channels_last = cfg.channels_last;
-  eo.augment = make_augment(cfg, data);
+  const EvalOptions eo = make_eval_options(cfg, data, bf16);
   auto run_eval = [&](int64_t step) {
     EvalPoint p;
     p.step = step;
