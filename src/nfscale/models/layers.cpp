@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "nfscale/models/cost_counter.h"
+#include "nfscale/models/fused_ops.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {
@@ -36,14 +37,30 @@ double activation_gamma(Activation a) {
   return 1.0;
 }
 
+namespace {
+// The fused GELU handles fp32, bf16 and fp64 tensors; anything else takes the ATen ops.
+bool fused_gelu_for(const torch::Tensor& x, Activation a) {
+  const auto st = x.scalar_type();
+  return a == Activation::kGelu && (st == torch::kFloat || st == torch::kBFloat16 || st == torch::kDouble) &&
+         fused_ops_enabled();
+}
+}  // namespace
+
 torch::Tensor scaled_activation(const torch::Tensor& x, Activation a) {
   if (active_counter()) return x;  // counting mode: shape only (not every activation has a meta kernel)
+  if (fused_gelu_for(x, a)) return fused_scaled_gelu(x, activation_gamma(a));
   switch (a) {
     case Activation::kGelu: return torch::gelu(x, "tanh") * activation_gamma(a);
     case Activation::kRelu: return torch::relu(x) * activation_gamma(a);
     case Activation::kSilu: return torch::silu(x) * activation_gamma(a);
   }
   return x;
+}
+
+torch::Tensor scaled_activation(const torch::Tensor& x, Activation a, double post_scale) {
+  if (active_counter()) return x;
+  if (fused_gelu_for(x, a)) return fused_scaled_gelu(x, activation_gamma(a) * post_scale);
+  return scaled_activation(x, a) * post_scale;
 }
 
 SamePad same_padding(int64_t in, int64_t kernel, int64_t stride) {
@@ -152,13 +169,17 @@ torch::Tensor SqueezeExciteImpl::gate(const torch::Tensor& x) {
 
 torch::Tensor SqueezeExciteImpl::forward(const torch::Tensor& x) { return x * (gate(x) * 2.0); }
 
-torch::Tensor stochastic_depth(const torch::Tensor& x, double rate, bool training) {
-  if (!training || rate <= 0.0) return x;
+torch::Tensor stochastic_depth_mask(const torch::Tensor& x, double rate, bool training) {
+  if (!training || rate <= 0.0) return {};
   // keep mask [B,1,...,1]: floor(keep + U[0,1)) as in the reference, i.e. Bernoulli(keep); no 1/keep rescale.
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
   shape[0] = x.size(0);
-  auto mask = torch::floor(torch::rand(shape, x.options()) + (1.0 - rate));
-  return x * mask;
+  return torch::floor(torch::rand(shape, x.options()) + (1.0 - rate));
+}
+
+torch::Tensor stochastic_depth(const torch::Tensor& x, double rate, bool training) {
+  const torch::Tensor mask = stochastic_depth_mask(x, rate, training);
+  return mask.defined() ? x * mask : x;
 }
 
 }  // namespace nfscale::models

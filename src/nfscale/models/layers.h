@@ -22,7 +22,11 @@ std::string activation_name(Activation a);
 // silu 1.7881293296813965).
 double activation_gamma(Activation a);
 // gamma * act(x); any shape. GELU is the tanh approximation, as jax.nn.gelu's default in the reference code.
+// With fused ops on (fused_ops.h), GELU is one fused kernel with its own backward.
 torch::Tensor scaled_activation(const torch::Tensor& x, Activation a);
+// (gamma * act(x)) * post_scale (the block's beta pre-scale). Fused GELU folds gamma * post_scale into one
+// multiply (one fp32 rounding instead of two; in bf16, one bf16 rounding instead of three).
+torch::Tensor scaled_activation(const torch::Tensor& x, Activation a, double post_scale);
 
 // ---- TensorFlow 'SAME' padding -----------------------------------------------------------------------------
 // For an input extent `in`, kernel k and stride s: out = ceil(in / s),
@@ -94,5 +98,8 @@ TORCH_MODULE(SqueezeExcite);
 // residual branch is zeroed with probability `rate`; identity in eval or when rate <= 0.
 // x [B,...] -> same shape. Uses the global torch generator (seed it for reproducibility).
 torch::Tensor stochastic_depth(const torch::Tensor& x, double rate, bool training);
+// The keep mask stochastic_depth multiplies by: [B,1,...,1] in x's dtype, drawn exactly as stochastic_depth draws it
+// (same random stream use); undefined when it would be the identity.
+torch::Tensor stochastic_depth_mask(const torch::Tensor& x, double rate, bool training);
 
 }  // namespace nfscale::models

@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "nfscale/models/cost_counter.h"
+#include "nfscale/models/fused_ops.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {
@@ -25,22 +27,32 @@ NFBlockImpl::NFBlockImpl(const NFBlockOptions& o) : options_(o) {
 }
 
 torch::Tensor NFBlockImpl::residual_branch(const torch::Tensor& out) {
+  return se->forward(branch_before_se(out));               // 2 * sigmoid gate * h
+}
+
+torch::Tensor NFBlockImpl::branch_before_se(const torch::Tensor& out) {
   const Activation a = options_.activation;
   auto h = conv0->forward(out);                             // [B, w, H, W]
   h = conv1->forward(scaled_activation(h, a));              // [B, w, H/s, W/s] grouped
   h = conv1b->forward(scaled_activation(h, a));             // [B, w, H/s, W/s] grouped
-  h = conv2->forward(scaled_activation(h, a));              // [B, out, H/s, W/s]
-  return se->forward(h);                                    // 2 * sigmoid gate * h
+  return conv2->forward(scaled_activation(h, a));           // [B, out, H/s, W/s]
 }
 
 torch::Tensor NFBlockImpl::forward(const torch::Tensor& x) {
   // x [B, in, H, W]
-  auto out = scaled_activation(x, options_.activation) * options_.beta;  // [B, in, H, W]
+  auto out = scaled_activation(x, options_.activation, options_.beta);  // [B, in, H, W]
   torch::Tensor shortcut = x;
   if (options_.stride > 1) {
     shortcut = conv_shortcut->forward(avg_pool_2x2_same(out));  // [B, out, H/2, W/2]
   } else if (has_projection()) {
     shortcut = conv_shortcut->forward(out);                      // [B, out, H, W]
+  }
+  if (fused_ops_enabled() && !active_counter()) {
+    auto h = branch_before_se(out);                                  // [B, out, H/s, W/s]
+    auto gate = se->gate(h).flatten(1);                              // [B, out]
+    auto mask = stochastic_depth_mask(h, options_.stochastic_depth, is_training());  // [B,1,1,1] or undefined
+    // shortcut + alpha * skip_gain * 2 * gate * mask * h in one pass (same random draws as the unfused path).
+    return fused_residual_tail(shortcut, h, gate, mask, skip_gain, options_.alpha);
   }
   auto branch = residual_branch(out);                            // [B, out, H/s, W/s]
   branch = stochastic_depth(branch, options_.stochastic_depth, is_training());

@@ -33,6 +33,8 @@ struct NFBlockOptions {
 //              channels change)
 //   branch = conv2(act(conv1b(act(conv1(act(conv0(out))))))), SE, stochastic depth, * skip_gain
 //   return branch * alpha + shortcut
+// With fused ops on (fused_ops.h), act(x)*beta is one fused GELU and SE gating, stochastic depth, skip gain,
+// alpha and the residual add are one fused op (fused_residual_tail).
 class NFBlockImpl : public torch::nn::Module {
  public:
   explicit NFBlockImpl(const NFBlockOptions& options);
@@ -41,6 +43,8 @@ class NFBlockImpl : public torch::nn::Module {
   // The residual branch before stochastic depth and skip gain, from the pre-activated input out = act(x)*beta.
   // out [B, in, H, W] -> [B, out, H/stride, W/stride].
   torch::Tensor residual_branch(const torch::Tensor& out);
+  // The branch up to conv2, before squeeze-excite: out [B, in, H, W] -> [B, out, H/stride, W/stride].
+  torch::Tensor branch_before_se(const torch::Tensor& out);
   const NFBlockOptions& options() const { return options_; }
   void set_stochastic_depth(double rate) { options_.stochastic_depth = rate; }
   bool has_projection() const { return !conv_shortcut.is_empty(); }

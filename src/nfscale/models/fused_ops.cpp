@@ -1,0 +1,338 @@
+// fused_ops.cpp - autograd functions for the fused scaled GELU and the fused residual tail (see fused_ops.h),
+// the fp64 scalar paths, the CPU self-check and the process-wide switch.
+#include "nfscale/models/fused_ops.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include "nfscale/models/fused_kernels.h"
+#include "nfscale/util/cpu_features.h"
+
+namespace nfscale::models {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+namespace fk = fused;
+
+// ---- fp64 scalar math (the reference the kernels are checked against) ---------------------------------------
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kCubic = 0.044715;
+inline double gelu_d(double x) { return 0.5 * x * (1.0 + std::tanh(kSqrt2OverPi * (x + kCubic * x * x * x))); }
+inline double gelu_grad_d(double x) {
+  const double t = std::tanh(kSqrt2OverPi * (x + kCubic * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kCubic * x * x);
+}
+
+// A tensor with exactly `like`'s strides holding t's values (a copy only when the layouts differ).
+Tensor same_strides(const Tensor& t, const Tensor& like) {
+  if (t.strides() == like.strides() && t.is_non_overlapping_and_dense()) return t;
+  auto out = at::empty_like(like);
+  out.copy_(t);
+  return out;
+}
+
+Tensor dense(const Tensor& x) { return x.is_non_overlapping_and_dense() ? x : x.contiguous(); }
+
+constexpr int64_t kGrain = 1 << 15;  // elements per parallel chunk of the element-wise kernels
+
+// ---- scaled GELU --------------------------------------------------------------------------------------------
+class ScaledGeluFn : public torch::autograd::Function<ScaledGeluFn> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x_in, double scale) {
+    const Tensor x = dense(x_in);                   // any shape, dense
+    Tensor y = at::empty_like(x);                   // same strides
+    const int64_t n = x.numel();
+    const auto& k = fk::fused_kernel_table();
+    const auto st = x.scalar_type();
+    if (st == at::kDouble) {
+      const double* xp = x.data_ptr<double>();
+      double* yp = y.data_ptr<double>();
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) yp[i] = scale * gelu_d(xp[i]);
+      });
+    } else if (st == at::kFloat) {
+      const float* xp = x.data_ptr<float>();
+      float* yp = y.data_ptr<float>();
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { k.gelu_fwd_f32(xp + b, yp + b, e - b, float(scale)); });
+    } else if (st == at::kBFloat16) {
+      auto xp = reinterpret_cast<const fk::bf16_t*>(x.data_ptr<at::BFloat16>());
+      auto yp = reinterpret_cast<fk::bf16_t*>(y.data_ptr<at::BFloat16>());
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { k.gelu_fwd_bf16(xp + b, yp + b, e - b, float(scale)); });
+    } else {
+      TORCH_CHECK(false, "fused_scaled_gelu: unsupported dtype ", st);
+    }
+    ctx->save_for_backward({x});
+    ctx->saved_data["scale"] = scale;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor x = ctx->get_saved_variables()[0];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const Tensor g = same_strides(grads[0].to(x.scalar_type()), x);
+    Tensor gx = at::empty_like(x);
+    const int64_t n = x.numel();
+    const auto& k = fk::fused_kernel_table();
+    const auto st = x.scalar_type();
+    if (st == at::kDouble) {
+      const double *xp = x.data_ptr<double>(), *gp = g.data_ptr<double>();
+      double* op = gx.data_ptr<double>();
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) op[i] = gp[i] * scale * gelu_grad_d(xp[i]);
+      });
+    } else if (st == at::kFloat) {
+      const float *xp = x.data_ptr<float>(), *gp = g.data_ptr<float>();
+      float* op = gx.data_ptr<float>();
+      at::parallel_for(0, n, kGrain,
+                       [&](int64_t b, int64_t e) { k.gelu_bwd_f32(gp + b, xp + b, op + b, e - b, float(scale)); });
+    } else {
+      auto xp = reinterpret_cast<const fk::bf16_t*>(x.data_ptr<at::BFloat16>());
+      auto gp = reinterpret_cast<const fk::bf16_t*>(g.data_ptr<at::BFloat16>());
+      auto op = reinterpret_cast<fk::bf16_t*>(gx.data_ptr<at::BFloat16>());
+      at::parallel_for(0, n, kGrain,
+                       [&](int64_t b, int64_t e) { k.gelu_bwd_bf16(gp + b, xp + b, op + b, e - b, float(scale)); });
+    }
+    return {gx, Tensor()};
+  }
+};
+
+// ---- residual tail ------------------------------------------------------------------------------------------
+// One image's layout: NCHW -> rows = C (coef per row), channels_last -> rows = H*W (coef per column).
+fk::TailShape tail_shape(const Tensor& t) {
+  const int64_t c = t.size(1), hw = t.size(2) * t.size(3);
+  if (t.is_contiguous()) return {c, hw, false};
+  return {hw, c, true};
+}
+
+template <typename T>
+void tail_fwd_d(const T* sc, const T* br, T* out, const T* coef, fk::TailShape s) {
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t c = 0; c < s.cols; ++c) {
+      const int64_t i = r * s.cols + c;
+      out[i] = sc[i] + coef[s.coef_per_col ? c : r] * br[i];
+    }
+}
+template <typename T>
+void tail_bwd_d(const T* g, const T* br, T* dbr, const T* coef, T* dot, fk::TailShape s) {
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t c = 0; c < s.cols; ++c) {
+      const int64_t i = r * s.cols + c, k = s.coef_per_col ? c : r;
+      dbr[i] = coef[k] * g[i];
+      dot[k] += g[i] * br[i];
+    }
+}
+
+class ResidualTailFn : public torch::autograd::Function<ResidualTailFn> {
+ public:
+  // shortcut, branch [B,C,H,W] same dtype and strides (NCHW- or channels_last-contiguous); gate [B,C];
+  // mask [B] or undefined; skip_gain [].
+  static Tensor forward(AutogradContext* ctx, const Tensor& shortcut, const Tensor& branch, const Tensor& gate,
+                        const Tensor& mask, const Tensor& skip_gain, double alpha) {
+    const bool dbl = branch.scalar_type() == at::kDouble;
+    const auto ct = dbl ? at::kDouble : at::kFloat;  // coefficient / compute dtype
+    const int64_t B = branch.size(0), C = branch.size(1);
+    // per-sample, per-channel multiplier of the branch: coef [B,C] = 2 alpha skip_gain gate mask
+    Tensor ms = torch::full({B, 1}, 2.0 * alpha, gate.options().dtype(ct));  // [B,1] = 2 alpha mask
+    ms = ms * mask.to(ct).view({B, 1});
+    const Tensor unit = gate.to(ct) * ms;              // [B,C] = 2 alpha gate mask
+    const Tensor coef = (unit * skip_gain.to(ct)).contiguous();  // [B,C]
+    Tensor out = at::empty_like(branch);
+    const fk::TailShape s = tail_shape(branch);
+    const int64_t img = C * branch.size(2) * branch.size(3);
+    const auto& k = fk::fused_kernel_table();
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t o = b * img;
+        if (dbl) {
+          tail_fwd_d(shortcut.data_ptr<double>() + o, branch.data_ptr<double>() + o, out.data_ptr<double>() + o,
+                     coef.data_ptr<double>() + b * C, s);
+        } else if (branch.scalar_type() == at::kFloat) {
+          k.tail_fwd_f32(shortcut.data_ptr<float>() + o, branch.data_ptr<float>() + o, out.data_ptr<float>() + o,
+                         coef.data_ptr<float>() + b * C, s);
+        } else {
+          k.tail_fwd_bf16(reinterpret_cast<const fk::bf16_t*>(shortcut.data_ptr<at::BFloat16>()) + o,
+                          reinterpret_cast<const fk::bf16_t*>(branch.data_ptr<at::BFloat16>()) + o,
+                          reinterpret_cast<fk::bf16_t*>(out.data_ptr<at::BFloat16>()) + o,
+                          coef.data_ptr<float>() + b * C, s);
+        }
+      }
+    });
+    ctx->save_for_backward({branch, coef, unit, ms, skip_gain.to(ct)});
+    ctx->saved_data["gate_dtype"] = gate.scalar_type();
+    ctx->saved_data["sg_dtype"] = skip_gain.scalar_type();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &branch = saved[0], &coef = saved[1], &unit = saved[2];  // [B,C,H,W], [B,C], [B,C]
+    const bool dbl = branch.scalar_type() == at::kDouble;
+    const int64_t B = branch.size(0), C = branch.size(1);
+    const Tensor g = same_strides(grads[0].to(branch.scalar_type()), branch);
+    Tensor dbr = at::empty_like(branch);
+    Tensor dot = torch::zeros({B, C}, coef.options());  // sum over H,W of g * branch
+    const fk::TailShape s = tail_shape(branch);
+    const int64_t img = C * branch.size(2) * branch.size(3);
+    const auto& k = fk::fused_kernel_table();
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t o = b * img;
+        if (dbl) {
+          tail_bwd_d(g.data_ptr<double>() + o, branch.data_ptr<double>() + o, dbr.data_ptr<double>() + o,
+                     coef.data_ptr<double>() + b * C, dot.data_ptr<double>() + b * C, s);
+        } else if (branch.scalar_type() == at::kFloat) {
+          k.tail_bwd_f32(g.data_ptr<float>() + o, branch.data_ptr<float>() + o, dbr.data_ptr<float>() + o,
+                         coef.data_ptr<float>() + b * C, dot.data_ptr<float>() + b * C, s);
+        } else {
+          k.tail_bwd_bf16(reinterpret_cast<const fk::bf16_t*>(g.data_ptr<at::BFloat16>()) + o,
+                          reinterpret_cast<const fk::bf16_t*>(branch.data_ptr<at::BFloat16>()) + o,
+                          reinterpret_cast<fk::bf16_t*>(dbr.data_ptr<at::BFloat16>()) + o,
+                          coef.data_ptr<float>() + b * C, dot.data_ptr<float>() + b * C, s);
+        }
+      }
+    });
+    // d gate[b,c] = skip_gain * 2 alpha mask[b] * dot[b,c];  d skip_gain = sum(2 alpha gate mask * dot).
+    const Tensor &ms = saved[3], &sg = saved[4];  // [B,1], []
+    const Tensor dgate = (dot * ms * sg).to(ctx->saved_data["gate_dtype"].toScalarType());  // [B,C]
+    const Tensor dsg = (unit * dot).sum().to(ctx->saved_data["sg_dtype"].toScalarType());   // []
+    return {g, dbr, dgate, Tensor(), dsg, Tensor()};
+  }
+};
+
+std::atomic<int> g_fused_override{-1};  // -1: not set, 0/1: set_fused_ops
+
+// Max |kernel - fp64 reference| / tolerance over fixed inputs, for one kernel table; <= 1 passes.
+double self_check_error(const fk::KernelTable& k) {
+  std::mt19937 rng(12345);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  const int64_t n = 1037;  // not a multiple of any vector width: exercises the tails
+  std::vector<float> x(n), g(n), y(n), gx(n);
+  for (int64_t i = 0; i < n; ++i) { x[i] = i < 8 ? float(i) * 4.0f - 16.0f : nd(rng); g[i] = nd(rng); }
+  const float scale = 1.7015043497085571f;
+  k.gelu_fwd_f32(x.data(), y.data(), n, scale);
+  k.gelu_bwd_f32(g.data(), x.data(), gx.data(), n, scale);
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double ry = scale * gelu_d(x[i]), rg = double(g[i]) * scale * gelu_grad_d(x[i]);
+    worst = std::max(worst, std::abs(y[i] - ry) / (2e-6 * (1.0 + std::abs(ry))));
+    worst = std::max(worst, std::abs(gx[i] - rg) / (2e-6 * (1.0 + std::abs(rg))));
+  }
+  // bf16: inputs exactly representable, one rounding of the fp32 result (relative 2^-8) allowed.
+  std::vector<fk::bf16_t> xb(n), yb(n);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u; std::memcpy(&u, &x[i], 4); xb[i] = fk::bf16_t(u >> 16);
+  }
+  k.gelu_fwd_bf16(xb.data(), yb.data(), n, scale);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t ux = uint32_t(xb[i]) << 16, uy = uint32_t(yb[i]) << 16;
+    float xf, yf; std::memcpy(&xf, &ux, 4); std::memcpy(&yf, &uy, 4);
+    const double ry = scale * gelu_d(xf);
+    worst = std::max(worst, std::abs(yf - ry) / (std::ldexp(1.0, -8) * std::abs(ry) + 1e-12));
+  }
+  // residual tail, both layouts: 3 x 19 image, coef per row / per column.
+  for (bool per_col : {false, true}) {
+    const fk::TailShape s{3, 19, per_col};
+    std::vector<float> sc(57), br(57), out(57), dbr(57), coef(per_col ? 19 : 3), dot(coef.size(), 0.0f);
+    for (int i = 0; i < 57; ++i) { sc[i] = nd(rng); br[i] = nd(rng); g[i] = nd(rng); }
+    for (auto& c : coef) c = nd(rng);
+    k.tail_fwd_f32(sc.data(), br.data(), out.data(), coef.data(), s);
+    k.tail_bwd_f32(g.data(), br.data(), dbr.data(), coef.data(), dot.data(), s);
+    std::vector<double> rdot(coef.size(), 0.0);
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 19; ++c) {
+        const int i = r * 19 + c, kk = per_col ? c : r;
+        const double ro = sc[i] + double(coef[kk]) * br[i], rd = double(coef[kk]) * g[i];
+        worst = std::max(worst, std::abs(out[i] - ro) / (2e-6 * (1.0 + std::abs(ro))));
+        worst = std::max(worst, std::abs(dbr[i] - rd) / (2e-6 * (1.0 + std::abs(rd))));
+        rdot[kk] += double(g[i]) * br[i];
+      }
+    for (size_t kk = 0; kk < rdot.size(); ++kk)
+      worst = std::max(worst, std::abs(dot[kk] - rdot[kk]) / (1e-5 * (1.0 + std::abs(rdot[kk]))));
+  }
+  return worst;
+}
+
+}  // namespace
+
+namespace fused {
+const KernelTable& fused_kernel_table() {
+  static const KernelTable* t = [] {
+    const CpuFeatures& f = cpu_features();
+    std::string force = std::getenv("NFSCALE_FUSED_ISA") ? std::getenv("NFSCALE_FUSED_ISA") : "";
+    if (force == "generic") return &kernels_generic();
+    if (force == "avx2" && f.avx2) return &kernels_avx2();
+    if (f.avx512) return &kernels_avx512();
+    if (f.avx2) return &kernels_avx2();
+    return &kernels_generic();
+  }();
+  return *t;
+}
+}  // namespace fused
+
+bool fused_self_check() {
+  static const bool ok = [] {
+    const double err = self_check_error(fk::fused_kernel_table());
+    if (!(err <= 1.0)) {
+      std::fprintf(stderr, "[nfscale] fused %s kernels failed their self-check (error %.3g x tolerance); "
+                           "using the unfused ops\n", fk::fused_kernel_table().isa, err);
+      return false;
+    }
+    return true;
+  }();
+  return ok;
+}
+
+bool fused_ops_enabled() {
+  const int o = g_fused_override.load();
+  if (o >= 0) return o == 1;
+  static const bool by_default = [] {
+    const char* env = std::getenv("NFSCALE_FUSED");
+    if (env && std::string(env) == "0") return false;
+    return fused_self_check();
+  }();
+  return by_default;
+}
+
+void set_fused_ops(bool enabled) { g_fused_override.store(enabled ? 1 : 0); }
+
+std::string fused_ops_status() {
+  const std::string isa = fk::fused_kernel_table().isa;
+  if (fused_ops_enabled()) return std::string("fused ops on (") + isa + " kernels)";
+  if (g_fused_override.load() == 0) return "fused ops off (set_fused_ops(false))";
+  const char* env = std::getenv("NFSCALE_FUSED");
+  if (env && std::string(env) == "0") return "fused ops off (NFSCALE_FUSED=0)";
+  return "fused ops off (" + isa + " kernels failed the self-check)";
+}
+
+Tensor fused_scaled_gelu(const Tensor& x, double scale) { return ScaledGeluFn::apply(x, scale); }
+
+Tensor fused_residual_tail(const Tensor& shortcut, const Tensor& branch, const Tensor& gate, const Tensor& mask,
+                           const Tensor& skip_gain, double alpha) {
+  TORCH_CHECK(branch.dim() == 4 && shortcut.sizes() == branch.sizes(), "fused_residual_tail: shortcut ",
+              shortcut.sizes(), " and branch ", branch.sizes(), " must both be [B,C,H,W]");
+  TORCH_CHECK(gate.dim() == 2 && gate.size(0) == branch.size(0) && gate.size(1) == branch.size(1),
+              "fused_residual_tail: gate must be [B,C], got ", gate.sizes());
+  TORCH_CHECK(!mask.defined() || mask.numel() == branch.size(0), "fused_residual_tail: mask must have B elements");
+  const auto st = branch.scalar_type();
+  TORCH_CHECK(st == at::kFloat || st == at::kBFloat16 || st == at::kDouble, "fused_residual_tail: unsupported dtype ", st);
+  // One dense layout for both streams (channels_last if the branch is; NCHW otherwise); autograd handles the copies.
+  const auto fmt = branch.is_contiguous() ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
+  const Tensor br = branch.contiguous(fmt);
+  const Tensor sc = shortcut.to(st).contiguous(fmt);
+  // (autograd Function inputs must be defined tensors: no mask = a mask of ones)
+  const Tensor m = mask.defined() ? mask.reshape({-1}) : torch::ones({branch.size(0)}, gate.options());  // [B]
+  return ResidualTailFn::apply(sc, br, gate, m, skip_gain, alpha);
+}
+
+}  // namespace nfscale::models

@@ -1,0 +1,18 @@
+// cpu_features.h - what the CPU (and OS) support, read once from CPUID/XGETBV: used to pick the fused kernels'
+// instruction set at run time and to resolve precision "auto".
+#pragma once
+#include <string>
+
+namespace nfscale {
+
+struct CpuFeatures {
+  bool avx2 = false;        // AVX2 + FMA, with OS support for YMM state
+  bool avx512 = false;      // AVX-512 F/BW/VL/DQ, with OS support for ZMM state
+  bool avx512_bf16 = false; // AVX512_BF16 (vcvtne2ps2bf16, vdpbf16ps): oneDNN's bf16 GEMMs run natively
+  std::string describe() const;  // e.g. "avx2 avx512 avx512_bf16"
+};
+
+// Detected once per process (thread-safe).
+const CpuFeatures& cpu_features();
+
+}  // namespace nfscale

@@ -1,0 +1,302 @@
+// test_fused_ops.cpp - the fused NFNet ops against the unfused ATen composition: fp64 forward and gradients
+// (analytic vs autograd, and finite differences), every kernel ISA this CPU runs (fp32 vs fp64 reference,
+// bf16 within one bf16 rounding), both layouts, stochastic depth, whole-network gradients in fp64 and under bf16
+// autocast, the switch and the unfused fallback.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <vector>
+
+#include "nfscale/models/fused_kernels.h"
+#include "nfscale/models/fused_ops.h"
+#include "nfscale/models/layers.h"
+#include "nfscale/models/nfnet.h"
+#include "nfscale/models/registry.h"
+#include "nfscale/train/autocast.h"
+#include "nfscale/util/cpu_features.h"
+
+namespace nfscale::models {
+namespace {
+
+constexpr double kGamma = 1.7015043497085571;
+
+// Restores the process-wide switch after a test.
+struct FusedSwitch {
+  bool before = fused_ops_enabled();
+  explicit FusedSwitch(bool on) { set_fused_ops(on); }
+  ~FusedSwitch() { set_fused_ops(before); }
+};
+
+torch::Tensor unfused_gelu(const torch::Tensor& x, double scale) { return torch::gelu(x, "tanh") * kGamma * (scale / kGamma); }
+
+double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
+
+std::vector<torch::MemoryFormat> formats() { return {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}; }
+
+TEST(FusedGelu, MatchesUnfusedInDoubleForwardAndBackward) {
+  torch::manual_seed(1);
+  for (auto fmt : formats()) {
+    auto x0 = (torch::randn({3, 5, 4, 7}, torch::kDouble) * 3).contiguous(fmt);
+    auto g = torch::randn({3, 5, 4, 7}, torch::kDouble);
+    auto x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
+    auto y1 = fused_scaled_gelu(x1, kGamma * 0.8);
+    auto y2 = unfused_gelu(x2, kGamma * 0.8);
+    EXPECT_EQ(y1.strides(), x0.strides());
+    EXPECT_LT(max_abs(y1 - y2), 1e-13);
+    (y1 * g).sum().backward();
+    (y2 * g).sum().backward();
+    EXPECT_LT(max_abs(x1.grad() - x2.grad()), 1e-12);
+  }
+}
+
+TEST(FusedGelu, FiniteDifferencesInDouble) {
+  torch::manual_seed(2);
+  auto x = (torch::randn({2, 3, 3, 3}, torch::kDouble) * 2).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto w = torch::randn_like(x);
+  auto xr = x.clone().requires_grad_(true);
+  (fused_scaled_gelu(xr, 1.3) * w).sum().backward();
+  auto f = [&](const torch::Tensor& v) { return (fused_scaled_gelu(v, 1.3) * w).sum().item<double>(); };
+  const double h = 1e-6;
+  for (int64_t i = 0; i < x.numel(); i += 5) {
+    const int64_t n = i / 27, c = i / 9 % 3, r = i / 3 % 3, q = i % 3;
+    auto xp = x.clone(), xm = x.clone();  // clones keep the channels_last strides
+    xp[n][c][r][q] += h;
+    xm[n][c][r][q] -= h;
+    EXPECT_NEAR((f(xp) - f(xm)) / (2 * h), xr.grad()[n][c][r][q].item<double>(), 1e-7) << "element " << i;
+  }
+}
+
+// Every ISA build this CPU can run, against the fp64 formula: fp32 within 2e-6 relative, bf16 within 1 rounding.
+std::vector<const fused::KernelTable*> runnable_tables() {
+  std::vector<const fused::KernelTable*> t = {&fused::kernels_generic()};
+  if (cpu_features().avx2) t.push_back(&fused::kernels_avx2());
+  if (cpu_features().avx512) t.push_back(&fused::kernels_avx512());
+  return t;
+}
+
+TEST(FusedKernels, EveryIsaMatchesTheDoubleReference) {
+  torch::manual_seed(3);
+  const int64_t n = 1000 + 13;  // vector tails
+  auto x = torch::randn({n}) * 4;
+  x[0] = -30.0; x[1] = 30.0; x[2] = 0.0; x[3] = -9.0;
+  auto g = torch::randn({n});
+  auto xd = x.to(torch::kDouble), gd = g.to(torch::kDouble);
+  auto ref_y = unfused_gelu(xd, kGamma);
+  auto xdr = xd.clone().requires_grad_(true);
+  (unfused_gelu(xdr, kGamma) * gd).sum().backward();
+  auto ref_g = xdr.grad();
+  for (const auto* k : runnable_tables()) {
+    SCOPED_TRACE(k->isa);
+    auto y = torch::empty_like(x), gx = torch::empty_like(x);
+    k->gelu_fwd_f32(x.data_ptr<float>(), y.data_ptr<float>(), n, float(kGamma));
+    k->gelu_bwd_f32(g.data_ptr<float>(), x.data_ptr<float>(), gx.data_ptr<float>(), n, float(kGamma));
+    EXPECT_LT(max_abs((y.to(torch::kDouble) - ref_y) / (1 + ref_y.abs())), 2e-6);
+    EXPECT_LT(max_abs((gx.to(torch::kDouble) - ref_g) / (1 + ref_g.abs())), 2e-6);
+    // bf16: exact bf16 inputs, output = one rounding of the fp32 value (relative 2^-8; absolute 1e-12 where the fp64
+    // tanh formula saturates to exactly 0 below x ~ -6 while the sigmoid form keeps the tiny true value).
+    auto xb = x.to(torch::kBFloat16), yb = torch::empty_like(xb);
+    k->gelu_fwd_bf16(reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>()),
+                     reinterpret_cast<uint16_t*>(yb.data_ptr<at::BFloat16>()), n, float(kGamma));
+    auto rb = unfused_gelu(xb.to(torch::kDouble), kGamma);
+    EXPECT_LT(max_abs((yb.to(torch::kDouble) - rb) / (rb.abs() + 1e-12 * 256)), std::ldexp(1.0, -8));
+    // residual tail, per-row and per-column coefficients, with a 13-column tail
+    for (bool per_col : {false, true}) {
+      const fused::TailShape s{5, 29, per_col};
+      auto sc = torch::randn({5, 29}), br = torch::randn({5, 29}), gg = torch::randn({5, 29});
+      auto coef = torch::randn({per_col ? 29 : 5});
+      auto out = torch::empty_like(sc), dbr = torch::empty_like(sc), dot = torch::zeros_like(coef);
+      k->tail_fwd_f32(sc.data_ptr<float>(), br.data_ptr<float>(), out.data_ptr<float>(), coef.data_ptr<float>(), s);
+      k->tail_bwd_f32(gg.data_ptr<float>(), br.data_ptr<float>(), dbr.data_ptr<float>(), coef.data_ptr<float>(),
+                      dot.data_ptr<float>(), s);
+      auto cb = per_col ? coef.view({1, 29}) : coef.view({5, 1});
+      EXPECT_LT(max_abs(out - (sc + cb * br)), 1e-5);
+      EXPECT_LT(max_abs(dbr - cb * gg), 1e-5);
+      auto rdot = per_col ? (gg * br).sum(0) : (gg * br).sum(1);
+      EXPECT_LT(max_abs(dot - rdot), 1e-4);
+    }
+  }
+}
+
+TEST(FusedGelu, Bf16WithinOneRoundingOfTheUnfusedFp32Math) {
+  torch::manual_seed(4);
+  for (auto fmt : formats()) {
+    auto x = (torch::randn({4, 8, 6, 6}) * 3).to(torch::kBFloat16).contiguous(fmt);
+    auto xr = x.clone().requires_grad_(true);
+    auto y = fused_scaled_gelu(xr, kGamma);
+    EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    auto ref = unfused_gelu(x.to(torch::kDouble), kGamma);
+    EXPECT_LT(max_abs((y.to(torch::kDouble) - ref) / (ref.abs() + 1e-12 * 256)), std::ldexp(1.0, -8));
+    auto g = torch::randn({4, 8, 6, 6}).to(torch::kBFloat16);
+    (y * g).sum().backward();
+    auto xd = x.to(torch::kDouble).requires_grad_(true);
+    (unfused_gelu(xd, kGamma) * g.to(torch::kDouble)).sum().backward();
+    EXPECT_LT(max_abs((xr.grad().to(torch::kDouble) - xd.grad()) / (xd.grad().abs() + 1e-3)), 1e-2);
+  }
+}
+
+// The unfused tail of NFBlockImpl::forward.
+torch::Tensor unfused_tail(const torch::Tensor& sc, const torch::Tensor& br, const torch::Tensor& gate,
+                           const torch::Tensor& mask, const torch::Tensor& skip_gain, double alpha) {
+  auto b = br * (gate.unsqueeze(-1).unsqueeze(-1) * 2.0);
+  if (mask.defined()) b = b * mask.view({-1, 1, 1, 1});
+  return b * skip_gain * alpha + sc;
+}
+
+TEST(FusedTail, MatchesUnfusedInDoubleWithAndWithoutMask) {
+  torch::manual_seed(5);
+  for (auto fmt : formats()) {
+    for (bool with_mask : {false, true}) {
+      SCOPED_TRACE(std::to_string(with_mask) + (fmt == torch::MemoryFormat::ChannelsLast ? " channels_last" : " nchw"));
+      auto sc0 = torch::randn({4, 6, 5, 3}, torch::kDouble).contiguous(fmt);
+      auto br0 = torch::randn({4, 6, 5, 3}, torch::kDouble).contiguous(fmt);
+      auto gate0 = torch::sigmoid(torch::randn({4, 6}, torch::kDouble));
+      auto mask = with_mask ? torch::tensor({1.0, 0.0, 1.0, 1.0}, torch::kDouble) : torch::Tensor();
+      auto sg0 = torch::tensor(0.37, torch::kDouble);
+      auto g = torch::randn({4, 6, 5, 3}, torch::kDouble);
+      std::vector<torch::Tensor> a = {sc0.clone().requires_grad_(true), br0.clone().requires_grad_(true),
+                                      gate0.clone().requires_grad_(true), sg0.clone().requires_grad_(true)};
+      std::vector<torch::Tensor> b = {sc0.clone().requires_grad_(true), br0.clone().requires_grad_(true),
+                                      gate0.clone().requires_grad_(true), sg0.clone().requires_grad_(true)};
+      auto y1 = fused_residual_tail(a[0], a[1], a[2], mask, a[3], 0.2);
+      auto y2 = unfused_tail(b[0], b[1], b[2], mask, b[3], 0.2);
+      EXPECT_EQ(y1.strides(), br0.strides());
+      EXPECT_LT(max_abs(y1 - y2), 1e-14);
+      (y1 * g).sum().backward();
+      (y2 * g).sum().backward();
+      for (int i = 0; i < 4; ++i) EXPECT_LT(max_abs(a[i].grad() - b[i].grad()), 1e-12) << "input " << i;
+    }
+  }
+}
+
+TEST(FusedTail, FiniteDifferencesForGateAndSkipGain) {
+  torch::manual_seed(6);
+  auto sc = torch::randn({2, 3, 4, 4}, torch::kDouble).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto br = torch::randn({2, 3, 4, 4}, torch::kDouble).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto gate = torch::rand({2, 3}, torch::kDouble).requires_grad_(true);
+  auto sg = torch::tensor(0.5, torch::kDouble).requires_grad_(true);
+  auto w = torch::randn({2, 3, 4, 4}, torch::kDouble);
+  (fused_residual_tail(sc, br, gate, {}, sg, 0.2) * w).sum().backward();
+  torch::NoGradGuard ng;
+  auto f = [&](const torch::Tensor& gt, const torch::Tensor& s) {
+    return (fused_residual_tail(sc, br, gt, {}, s, 0.2) * w).sum().item<double>();
+  };
+  const double h = 1e-6;
+  for (int64_t i = 0; i < 6; ++i) {
+    auto gp = gate.detach().clone(), gm = gate.detach().clone();
+    gp.view(-1)[i] += h;
+    gm.view(-1)[i] -= h;
+    EXPECT_NEAR((f(gp, sg) - f(gm, sg)) / (2 * h), gate.grad().view(-1)[i].item<double>(), 1e-7);
+  }
+  const double d = (f(gate, sg + h) - f(gate, sg - h)) / (2 * h);
+  EXPECT_NEAR(d, sg.grad().item<double>(), 1e-7);
+}
+
+TEST(FusedTail, Fp32AndBf16CloseToDouble) {
+  torch::manual_seed(7);
+  for (auto fmt : formats()) {
+    auto sc = torch::randn({8, 40, 6, 6}).contiguous(fmt), br = torch::randn({8, 40, 6, 6}).contiguous(fmt);
+    auto gate = torch::sigmoid(torch::randn({8, 40})).to(torch::kBFloat16).to(torch::kFloat);  // exact in bf16
+    auto mask = torch::tensor({1.f, 1.f, 0.f, 1.f, 1.f, 1.f, 0.f, 1.f});
+    auto sg = torch::tensor(0.8f);
+    auto ref = unfused_tail(sc.to(torch::kDouble), br.to(torch::kDouble), gate.to(torch::kDouble),
+                            mask.to(torch::kDouble), sg.to(torch::kDouble), 0.2);
+    EXPECT_LT(max_abs(fused_residual_tail(sc, br, gate, mask, sg, 0.2).to(torch::kDouble) - ref), 1e-5);
+    // bf16 streams: one bf16 rounding of the fp32 result
+    auto scb = sc.to(torch::kBFloat16), brb = br.to(torch::kBFloat16);
+    auto refb = unfused_tail(scb.to(torch::kDouble), brb.to(torch::kDouble), gate.to(torch::kDouble),
+                             mask.to(torch::kDouble), sg.to(torch::kDouble), 0.2);
+    auto yb = fused_residual_tail(scb, brb, gate, mask, sg, 0.2);
+    EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+    EXPECT_LT(max_abs((yb.to(torch::kDouble) - refb) / (refb.abs() + 1e-2)), std::ldexp(1.0, -8) + 1e-6);
+  }
+}
+
+// Whole network (mini-F0, with stochastic depth) in fp64: fused and unfused give the same loss and parameter
+// gradients, in both layouts.
+std::vector<torch::Tensor> network_grads(bool fused, torch::MemoryFormat fmt, torch::Dtype dtype, bool bf16,
+                                         double* loss_out, double stochastic_depth = 0.5) {
+  FusedSwitch sw(fused);
+  torch::manual_seed(8);
+  ModelConfig cfg;
+  cfg.name = "mini-F0";
+  cfg.num_classes = 5;
+  cfg.in_channels = 3;
+  cfg.stochastic_depth = stochastic_depth;
+  cfg.dropout = stochastic_depth > 0 ? -1.0 : 0.0;  // random draws differ between dtypes: off when comparing them
+  auto model = build_model(cfg);
+  // non-zero skip gains so the residual branches matter
+  for (auto& p : model->named_parameters())
+    if (p.key().find("skip_gain") != std::string::npos) p.value().data().fill_(0.7);
+  model->to(dtype);
+  model->train();
+  auto x = torch::randn({6, 3, 32, 32}).to(dtype).contiguous(fmt);
+  auto y = torch::randint(0, 5, {6});
+  torch::manual_seed(9);  // stochastic-depth draws
+  torch::Tensor loss;
+  {
+    train::AutocastScope ac(bf16);
+    loss = torch::cross_entropy_loss(model->forward(x).to(dtype), y);
+  }
+  loss.backward();
+  *loss_out = loss.item<double>();
+  std::vector<torch::Tensor> g;
+  for (auto& p : model->parameters()) g.push_back(p.grad().clone());
+  return g;
+}
+
+TEST(FusedNetwork, GradientsEqualUnfusedInDouble) {
+  for (auto fmt : formats()) {
+    double l1 = 0, l2 = 0;
+    auto g1 = network_grads(true, fmt, torch::kDouble, false, &l1);
+    auto g2 = network_grads(false, fmt, torch::kDouble, false, &l2);
+    EXPECT_NEAR(l1, l2, 1e-12);
+    ASSERT_EQ(g1.size(), g2.size());
+    for (size_t i = 0; i < g1.size(); ++i)
+      EXPECT_LT(max_abs(g1[i] - g2[i]), 1e-10 * (1 + max_abs(g2[i]))) << "param " << i;
+  }
+}
+
+TEST(FusedNetwork, Bf16AutocastGradientsCloseToUnfused) {
+  // bf16 rounds differently on the two paths (fused: one rounding per fused op); compare each parameter's gradient
+  // to the fp64 gradient, relative to its norm: fused must be no worse than 1.5x unfused's error + 1e-2.
+  double l64 = 0, lf = 0, lu = 0;
+  auto fmt = torch::MemoryFormat::ChannelsLast;
+  auto g64 = network_grads(true, fmt, torch::kDouble, false, &l64, 0.0);
+  auto gf = network_grads(true, fmt, torch::kFloat, true, &lf, 0.0);
+  auto gu = network_grads(false, fmt, torch::kFloat, true, &lu, 0.0);
+  EXPECT_NEAR(lf, l64, 0.05 * std::abs(l64) + 1e-3);
+  EXPECT_NEAR(lu, l64, 0.05 * std::abs(l64) + 1e-3);
+  double ef_sum = 0, eu_sum = 0;
+  for (size_t i = 0; i < g64.size(); ++i) {
+    const double n = g64[i].norm().item<double>() + 1e-12;
+    ef_sum += (gf[i].to(torch::kDouble) - g64[i]).norm().item<double>() / n;
+    eu_sum += (gu[i].to(torch::kDouble) - g64[i]).norm().item<double>() / n;
+  }
+  const double ef = ef_sum / g64.size(), eu = eu_sum / g64.size();
+  RecordProperty("mean_rel_grad_err_fused", std::to_string(ef));
+  RecordProperty("mean_rel_grad_err_unfused", std::to_string(eu));
+  std::printf("bf16 autocast mean relative gradient error vs fp64: fused %.4f, unfused %.4f\n", ef, eu);
+  EXPECT_LT(ef, 1.5 * eu + 1e-2);
+  EXPECT_LT(ef, 0.1);
+}
+
+TEST(FusedSwitchTest, OffRunsTheUnfusedOpsAndSelfCheckPasses) {
+  EXPECT_TRUE(fused_self_check()) << fused_ops_status();
+  {
+    FusedSwitch sw(false);
+    EXPECT_FALSE(fused_ops_enabled());
+    EXPECT_NE(fused_ops_status().find("off"), std::string::npos);
+    auto x = torch::randn({2, 3, 4, 4});
+    // the unfused path is the plain ATen composition, bit for bit
+    EXPECT_TRUE(torch::equal(scaled_activation(x, Activation::kGelu, 0.5), torch::gelu(x, "tanh") * kGamma * 0.5));
+  }
+  FusedSwitch sw(true);
+  EXPECT_TRUE(fused_ops_enabled());
+  // relu / silu always take the ATen ops
+  auto x = torch::randn({2, 3});
+  EXPECT_TRUE(torch::equal(scaled_activation(x, Activation::kRelu), torch::relu(x) * activation_gamma(Activation::kRelu)));
+}
+
+}  // namespace
+}  // namespace nfscale::models
