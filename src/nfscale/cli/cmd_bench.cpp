@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -208,14 +209,19 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   const std::vector<data::Batch> micro = {batch};
   auto x_cl = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
 
+  std::vector<double> opt_ms;  // the SgdAgc step's share of a fused training step
   auto train_rate = [&](bool fused) {
     models::set_fused_ops(fused);
     model->train();
     const auto t0 = Clock::now();
+    double opt_s = 0.0;
     for (int s = 0; s < o.steps; ++s) {
       train::accumulate_gradients(*model, micro, c.batch, /*bf16=*/true, /*channels_last=*/true, opt);
+      const auto t1 = Clock::now();
       opt.step(1e-3);
+      opt_s += seconds_since(t1);
     }
+    if (fused) opt_ms.push_back(1e3 * opt_s / o.steps);
     return double(c.batch) * o.steps / seconds_since(t0);
   };
   auto infer_rate = [&](bool fused) {
@@ -290,8 +296,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
     }
     std::printf("  rep %d (load %s): nfscale %.1f / %.1f img/s train/infer%s; peer %.1f / %.1f; GEMM fp32 %.0f bf16 %.0f GFLOP/s\n",
                 r, load_string().c_str(), nf_t, nf_i,
-                o.unfused ? (", unfused " + std::to_string(int(unfused.train.back())) + " / " +
-                             std::to_string(int(unfused.infer.back()))).c_str() : "",
+                o.unfused ? (", unfused " + std::to_string(std::lround(unfused.train.back())) + " / " +
+                             std::to_string(std::lround(unfused.infer.back()))).c_str() : "",
                 py_t, py_i, gemm32.back(), gemm16.back());
     std::fflush(stdout);
   }
@@ -302,6 +308,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   std::printf("  measured GEMM peak (best of run): fp32 %.0f, bf16 %.0f GFLOP/s; median load %.2f\n", peak32, peak16,
               median(loads));
   print_series("nfscale fused", fused, train_flop, infer_flop, peak16);
+  std::printf("  nfscale step %.1f ms at the median, of which SgdAgc step %.1f ms (median)\n",
+              1e3 * double(c.batch) / median(fused.train), median(opt_ms));
   if (o.unfused) print_series("nfscale unfused", unfused, train_flop, infer_flop, peak16);
   if (peer) print_series("pytorch peer", py, train_flop, infer_flop, peak16);
   const nlohmann::json peer_info = peer ? peer->call({{"cmd", "info"}}) : nlohmann::json();
@@ -323,7 +331,7 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
           {"macs_per_image", cost.macs_per_image},
           {"gemm_peak_gflops", {{"fp32", peak32}, {"bf16", peak16}}},
           {"load", loads},
-          {"nfscale", {{"train_img_s", fused.train}, {"infer_img_s", fused.infer}}},
+          {"nfscale", {{"train_img_s", fused.train}, {"infer_img_s", fused.infer}, {"opt_step_ms", opt_ms}}},
           {"nfscale_unfused", {{"train_img_s", unfused.train}, {"infer_img_s", unfused.infer}}},
           {"peer", {{"train_img_s", py.train}, {"infer_img_s", py.infer}, {"info", peer_info},
                     {"ready", peer ? peer->ready() : nlohmann::json()}}},
