@@ -46,6 +46,7 @@ StudySpec preset(const std::string& name) {
   b.ema_decay = 0.0;          // short runs: the EMA warm-up dominates; evaluate the raw weights
   b.label_smoothing = 0.1;
   b.eval_points = 4;
+  b.test_data = "none";       // trials are judged on the held-out split (the paper's metric); test costs time
   b.checkpoint_seconds = 30;
   b.quiet = true;
   if (name == "default") {

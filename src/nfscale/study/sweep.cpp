@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "nfscale/scaling/results_db.h"
+#include "nfscale/scaling/trial_lease.h"
 #include "nfscale/train/trainer.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
@@ -197,8 +198,9 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
     train::TrainConfig cfg = train::config_from_json(nlohmann::json::parse(t.spec.config_json),
                                                      spec.db_path() + " trial " + std::to_string(t.id));
     db.set_run_dir(t.id, worker, cfg.run_dir);
-    auto last_beat = std::chrono::steady_clock::now();
-    bool lost_claim = false;
+    // The claim is kept alive by a background heartbeat (its own connection), so long set-up or evaluation
+    // phases cannot make it look stale.
+    scaling::TrialLease lease(spec.db_path(), t.id, worker, std::max(1.0, options.stale_after_s / 6));
     train::TrainHooks hooks;
     hooks.on_eval = [&](const train::EvalPoint& p) {
       scaling::EvalPoint e;
@@ -210,18 +212,12 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       e.top1_error = p.has_holdout ? p.holdout.top1_err : p.test.top1_err;
       db.add_eval_point(t.id, e);
     };
-    hooks.should_stop = [&] {
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_beat > std::chrono::seconds(5)) {
-        last_beat = now;
-        if (!db.heartbeat(t.id, worker)) lost_claim = true;
-      }
-      return lost_claim;
-    };
+    hooks.should_stop = [&] { return lease.lost(); };
     auto ts = std::chrono::steady_clock::now();
     try {
       train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
       if (r.interrupted) {
+        const bool lost_claim = lease.lost();
         if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
         summary.interrupted = !lost_claim;
         if (options.verbose)
@@ -245,7 +241,12 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       res.test_metrics_json = tm.dump();
       res.checkpoint_path = r.checkpoint_path;
       res.run_dir = cfg.run_dir;
-      db.finish(t.id, worker, res);
+      try {
+        db.finish(t.id, worker, res);
+      } catch (const UserError& e) {  // the claim was taken over meanwhile: the new owner records the result
+        std::fprintf(stderr, "[sweep] %s: %s\n", worker.c_str(), e.what());
+        continue;
+      }
       summary.trials_run++;
       if (options.verbose) {
         auto c = db.counts(spec.name);
