@@ -7,4 +7,5 @@ scripts/setup.sh
 BUILD=${NFSCALE_BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD" -j "$(nproc)" --target nfscale_cli
-exec "$BUILD/bin/nfscale" study "$@"
+# Two single-threaded workers: the mini models are too small for two intra-op threads to pay off.
+exec "$BUILD/bin/nfscale" study --workers 2 "$@"
