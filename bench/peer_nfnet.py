@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 # peer_nfnet.py - the Python/PyTorch peer of `nfscale bench`: builds the same NFNet as nfscale's C++ model from an
-# architecture given as JSON (argv[1]), with PyTorch's best CPU settings (bf16 autocast, channels_last, the fastest
-# *correct* tanh-GELU among those it gradient-checks), and times training steps (soft-target cross-entropy +
+# architecture given as JSON (argv[1]), with PyTorch's best CPU settings - the fastest of fp32 / bf16 autocast x
+# NCHW / channels_last x every *correct* tanh-GELU it gradient-checks, chosen separately for training and inference
+# by timing at start-up - and times training steps (soft-target cross-entropy +
 # SGD-Nesterov with adaptive gradient clipping, as nfscale's trainer) and inference on command.
 # Protocol: one JSON object per line on stdin -> one per line on stdout:
 #   {"cmd":"train","steps":N} -> {"seconds":s}   {"cmd":"infer","steps":N} -> {"seconds":s}
-#   {"cmd":"info"} -> {"params":..,"gelu":..,"maxrss_kb":..}   {"cmd":"quit"}
+#   {"cmd":"info"} -> {"params":..,"config":{"train":..,"infer":..},"maxrss_kb":..}   {"cmd":"quit"}
 # On start-up it prints {"ready":true,...} after building, checking and warming up.
 import json
 import math
@@ -210,31 +211,43 @@ def main():
     a = json.loads(sys.argv[1])
     torch.set_num_threads(a["threads"])
     torch.manual_seed(0)
-    global _gelu
     model = NFNet(a)
     for n, p in model.named_parameters():
         if n.endswith("skip_gain"):
             p.data.fill_(0.5)  # as the C++ side: non-zero so every branch's backward runs
-    model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
     opt = SgdAgc(model)
     B, K, R = a["batch"], a["classes"], a["res"]
-    x = torch.randn(B, a["in_channels"], R, R).contiguous(memory_format=torch.channels_last)
+    x_nchw = torch.randn(B, a["in_channels"], R, R)
     t = torch.full((B, K), 0.1 / K)
     t[torch.arange(B), torch.randint(0, K, (B,))] += 0.9
+    # A configuration is (precision, memory format, gelu); train and inference each use their fastest one.
+    cfg = {"train": None, "infer": None}
+    state = {"fmt": None}
+
+    def use(c):
+        global _gelu
+        _gelu = GELUS[c[2]]
+        fmt = torch.channels_last if c[1] == "channels_last" else torch.contiguous_format
+        if state["fmt"] != fmt:
+            model.to(memory_format=fmt)
+            state["fmt"], state["x"] = fmt, x_nchw.contiguous(memory_format=fmt)
+        return c[0] == "bf16"
 
     def train_step():
+        bf16 = use(cfg["train"])
         for p in model.parameters():
             p.grad = None
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(state["x"])
         loss = -(t * torch.log_softmax(logits.float(), 1)).sum(1).mean()
         loss.backward()
         opt.step(1e-3)
 
     def infer_step():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            model(x)
+        bf16 = use(cfg["infer"])
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            model(state["x"])
 
     def timed(fn, n):
         t0 = time.perf_counter()
@@ -242,22 +255,31 @@ def main():
             fn()
         return time.perf_counter() - t0
 
-    # Pick the fastest GELU among those passing the gradient check (in double, vs F.gelu on NCHW).
-    model.train()
+    # Candidates: fp32 and bf16 autocast, NCHW and channels_last; on channels_last every GELU that passes the
+    # gradient check (in double, vs F.gelu on NCHW). NCHW uses the native GELU (its layout is the fast one).
     checked = {name: gelu_gradcheck(fn) for name, fn in GELUS.items()}
-    times = {}
-    for name, ok in checked.items():
-        if not ok:
-            continue
-        _gelu = GELUS[name]
+    candidates = []
+    for prec in ("fp32", "bf16"):
+        candidates.append((prec, "nchw", "native"))
+        candidates += [(prec, "channels_last", g) for g, ok in checked.items() if ok]
+    times = {"train": {}, "infer": {}}
+    for c in candidates:
+        cfg["train"] = cfg["infer"] = c
+        model.train()
         train_step()
-        times[name] = min(timed(train_step, 1) for _ in range(2))
-    best = min(times, key=times.get)
-    _gelu = GELUS[best]
-    train_step()
+        times["train"][c] = min(timed(train_step, 1) for _ in range(2))
+        model.eval()
+        infer_step()
+        times["infer"][c] = min(timed(infer_step, 1) for _ in range(2))
+        model.train()
+    for k in cfg:
+        cfg[k] = min(times[k], key=times[k].get)
+    model.train(); train_step()
     model.eval(); infer_step(); model.train()
-    print(json.dumps({"ready": True, "params": params, "gelu": best, "gelu_checked": checked,
-                      "gelu_step_s": times, "torch": torch.__version__}), flush=True)
+    describe = {k: "/".join(v) for k, v in cfg.items()}
+    tried = {k: {"/".join(c): s for c, s in v.items()} for k, v in times.items()}
+    print(json.dumps({"ready": True, "params": params, "gelu": describe["train"], "config": describe,
+                      "gelu_checked": checked, "tried_step_s": tried, "torch": torch.__version__}), flush=True)
     for line in sys.stdin:
         c = json.loads(line)
         if c["cmd"] == "train":
@@ -269,7 +291,7 @@ def main():
             model.train()
             print(json.dumps({"seconds": s}), flush=True)
         elif c["cmd"] == "info":
-            print(json.dumps({"params": params, "gelu": best,
+            print(json.dumps({"params": params, "config": describe,
                               "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
         else:
             break

@@ -1,8 +1,10 @@
 // cmd_bench.cpp - `nfscale bench`: times nfscale's training step (the real model + soft-target cross-entropy +
 // SgdAgc step, through train::accumulate_gradients as the trainer runs it) and inference against the Python peer
 // (bench/peer_nfnet.py: the identical architecture on PyTorch with its best CPU settings), alternating in one run,
-// with a oneDNN GEMM peak probe (fp32, bf16) in the same run. Reports medians and spread, GFLOP/s (6 x counted
-// MACs per training image, 2 x MACs per inference image), % of the measured bf16 peak and peak RSS.
+// with a oneDNN GEMM peak probe (fp32, bf16) in the same run. Each side runs its fastest of fp32 / bf16 autocast x
+// NCHW / channels_last (chosen by timing after warm-up; --precision narrows nfscale's choice). Reports medians and
+// spread, GFLOP/s (6 x counted MACs per training image, 2 x MACs per inference image), % of the measured bf16 peak
+// and peak RSS.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -31,6 +33,8 @@
 #include "nfscale/train/step.h"
 #include "nfscale/util/cpu_features.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/op_profile.h"
+#include "nfscale/util/runtime.h"
 
 namespace nfscale::cli {
 namespace {
@@ -46,6 +50,8 @@ struct BenchOptions {
   std::string peer;     // path to peer_nfnet.py ("" = find it; "none" = no peer)
   std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";  // Debian's torch
   bool unfused = true;  // also time nfscale with the fused ops off
+  int profile_rows = 0;  // > 0: print the per-op profile of one training step (this many rows)
+  std::string precision = "best";  // fp32 | bf16 | best (the faster of the four precision x layout settings)
   std::string json_out;
 };
 
@@ -99,6 +105,10 @@ class Peer {
       close(in[1]);
       close(out[0]);
       const std::string a = arch.dump();
+      // Same OpenBLAS thread count as nfscale (its own pool fights the OpenMP threads; see util/runtime.h), so the
+      // peer gets the fix too unless the caller set OPENBLAS_NUM_THREADS.
+      const int blas = blas_threads();
+      if (blas > 0) setenv("OPENBLAS_NUM_THREADS", std::to_string(blas).c_str(), /*overwrite=*/0);
       execlp(python.c_str(), python.c_str(), script.c_str(), a.c_str(), (char*)nullptr);
       std::perror("bench: exec python");
       _exit(127);
@@ -174,6 +184,22 @@ struct Series {
   std::vector<double> train, infer;  // images/s per repetition
 };
 
+// How nfscale runs a step: autocast precision and input/activation memory format (the trainer's --precision and
+// --channels-last).
+struct StepSetting {
+  bool bf16 = false, channels_last = true;
+  std::string str() const { return std::string(bf16 ? "bf16" : "fp32") + (channels_last ? "/channels_last" : "/nchw"); }
+};
+
+std::vector<StepSetting> candidate_settings(const std::string& precision) {
+  std::vector<StepSetting> out;
+  for (bool bf16 : {false, true}) {
+    if ((precision == "fp32" && bf16) || (precision == "bf16" && !bf16)) continue;
+    for (bool cl : {false, true}) out.push_back({bf16, cl});
+  }
+  return out;
+}
+
 void print_series(const char* who, const Series& s, double train_flop, double infer_flop, double peak_bf16) {
   auto mn = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); };
   auto mx = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
@@ -206,35 +232,37 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   batch.labels = torch::randint(0, mc.num_classes, {c.batch});
   batch.targets = torch::full({c.batch, mc.num_classes}, 0.1 / double(mc.num_classes));
   batch.targets.scatter_add_(1, batch.labels.view({-1, 1}), torch::full({c.batch, 1}, 0.9));
-  const std::vector<data::Batch> micro = {batch};
+  const std::vector<data::Batch> micro = {batch};  // images [B, C, R, R] NCHW; the step converts the layout
   auto x_cl = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
 
   std::vector<double> opt_ms;  // the SgdAgc step's share of a fused training step
-  auto train_rate = [&](bool fused) {
+  StepSetting train_set, infer_set;
+  auto train_rate = [&](bool fused, int steps, const StepSetting& st) {
     models::set_fused_ops(fused);
     model->train();
     const auto t0 = Clock::now();
     double opt_s = 0.0;
-    for (int s = 0; s < o.steps; ++s) {
-      train::accumulate_gradients(*model, micro, c.batch, /*bf16=*/true, /*channels_last=*/true, opt);
+    for (int s = 0; s < steps; ++s) {
+      train::accumulate_gradients(*model, micro, c.batch, st.bf16, st.channels_last, opt);
       const auto t1 = Clock::now();
       opt.step(1e-3);
       opt_s += seconds_since(t1);
     }
-    if (fused) opt_ms.push_back(1e3 * opt_s / o.steps);
-    return double(c.batch) * o.steps / seconds_since(t0);
+    if (fused && steps == o.steps) opt_ms.push_back(1e3 * opt_s / steps);
+    return double(c.batch) * steps / seconds_since(t0);
   };
-  auto infer_rate = [&](bool fused) {
+  auto infer_rate = [&](bool fused, int steps, const StepSetting& st) {
     models::set_fused_ops(fused);
     model->eval();
+    const auto& x = st.channels_last ? x_cl : batch.images;
     const auto t0 = Clock::now();
-    for (int s = 0; s < o.infer_steps; ++s) {
+    for (int s = 0; s < steps; ++s) {
       c10::InferenceMode im;
-      train::AutocastScope ac(true);
-      auto y = model->forward(x_cl);
+      train::AutocastScope ac(st.bf16);
+      auto y = model->forward(x);
     }
     model->train();
-    return double(c.batch) * o.infer_steps / seconds_since(t0);
+    return double(c.batch) * steps / seconds_since(t0);
   };
 
   nlohmann::json arch = {{"depths", spec.depths},
@@ -258,24 +286,47 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
     require(pp == cost.params, "bench: the Python peer's " + c.model + " has " + std::to_string(pp) +
                                    " parameters, nfscale's " + std::to_string(cost.params) + ": architectures differ");
   }
-  // warm-up (both paths)
-  train_rate(true);
-  infer_rate(true);
-  if (o.unfused) train_rate(false), infer_rate(false);
+  // Warm-up every candidate setting, then keep the fastest for training and for inference (best of 2 timings;
+  // the peer chooses its own the same way at start-up).
+  double best_train = 0, best_infer = 0;
+  nlohmann::json tried = nlohmann::json::object();
+  for (const StepSetting& st : candidate_settings(o.precision)) {
+    train_rate(true, 1, st);
+    infer_rate(true, 1, st);
+    const double tr = std::max(train_rate(true, 1, st), train_rate(true, 1, st));
+    const double in = std::max(infer_rate(true, 1, st), infer_rate(true, 1, st));
+    tried[st.str()] = {{"train_img_s", tr}, {"infer_img_s", in}};
+    if (tr > best_train) best_train = tr, train_set = st;
+    if (in > best_infer) best_infer = in, infer_set = st;
+  }
+  if (o.unfused) train_rate(false, 1, train_set), infer_rate(false, 1, infer_set);
   const bool fused_default = [] { models::set_fused_ops(true); return models::fused_self_check(); }();
+
+  if (o.profile_rows > 0) {
+    std::printf("  per-op profile of one nfscale training step (%s; profiler overhead included):\n%s",
+                train_set.str().c_str(),
+                format_op_table(profile_ops([&] { train_rate(true, 1, train_set); }), size_t(o.profile_rows)).c_str());
+  }
 
   Series fused, unfused, py;
   std::vector<double> ratio_train, ratio_infer, gemm32, gemm16, loads;
-  std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)%s\n", c.model.c_str(),
+  std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)\n", c.model.c_str(),
               (long long)c.res, (long long)c.batch, (long long)cost.params, cost.macs_per_image / 1e9,
-              cost.train_flops_per_image() / 1e9,
-              peer ? (", peer: same params, gelu '" + peer->ready().value("gelu", std::string("?")) + "'").c_str() : "");
+              cost.train_flops_per_image() / 1e9);
+  std::printf("  nfscale settings: train %s, infer %s (fastest of: %s)\n", train_set.str().c_str(),
+              infer_set.str().c_str(), tried.dump().c_str());
+  if (peer) {
+    const auto& cfg = peer->ready()["config"];
+    std::printf("  peer (same params) settings: train %s, infer %s (fastest of: %s)\n",
+                cfg.value("train", std::string("?")).c_str(), cfg.value("infer", std::string("?")).c_str(),
+                peer->ready()["tried_step_s"].dump().c_str());
+  }
   for (int r = 0; r < o.reps; ++r) {
     loads.push_back(std::atof(load_string().c_str()));
     gemm32.push_back(gemm_peak(torch::kFloat, 1024, 3));
     gemm16.push_back(gemm_peak(torch::kBFloat16, 1024, 3));
     double nf_t = 0, nf_i = 0, py_t = 0, py_i = 0;
-    auto run_nf = [&] { nf_t = train_rate(true); nf_i = infer_rate(true); };
+    auto run_nf = [&] { nf_t = train_rate(true, o.steps, train_set); nf_i = infer_rate(true, o.infer_steps, infer_set); };
     auto run_py = [&] {
       if (!peer) return;
       py_t = double(c.batch) * o.steps / peer->call({{"cmd", "train"}, {"steps", o.steps}})["seconds"].get<double>();
@@ -285,8 +336,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
     fused.train.push_back(nf_t);
     fused.infer.push_back(nf_i);
     if (o.unfused) {
-      unfused.train.push_back(train_rate(false));
-      unfused.infer.push_back(infer_rate(false));
+      unfused.train.push_back(train_rate(false, o.steps, train_set));
+      unfused.infer.push_back(infer_rate(false, o.infer_steps, infer_set));
     }
     if (peer) {
       py.train.push_back(py_t);
@@ -331,7 +382,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
           {"macs_per_image", cost.macs_per_image},
           {"gemm_peak_gflops", {{"fp32", peak32}, {"bf16", peak16}}},
           {"load", loads},
-          {"nfscale", {{"train_img_s", fused.train}, {"infer_img_s", fused.infer}, {"opt_step_ms", opt_ms}}},
+          {"nfscale", {{"train_img_s", fused.train}, {"infer_img_s", fused.infer}, {"opt_step_ms", opt_ms},
+                       {"train_setting", train_set.str()}, {"infer_setting", infer_set.str()}, {"tried", tried}}},
           {"nfscale_unfused", {{"train_img_s", unfused.train}, {"infer_img_s", unfused.infer}}},
           {"peer", {{"train_img_s", py.train}, {"infer_img_s", py.infer}, {"info", peer_info},
                     {"ready", peer ? peer->ready() : nlohmann::json()}}},
@@ -346,10 +398,10 @@ void run(const BenchOptions& o) {
     throw UserError("bench --peer: bench/peer_nfnet.py not found; pass --peer PATH or --peer none");
   const int threads = at::get_num_threads();
   const char* wait = std::getenv("OMP_WAIT_POLICY");
-  std::printf("nfscale bench: %d threads, OMP_WAIT_POLICY=%s (the peer inherits it), CPU %s, %s; bf16 autocast + "
-              "channels_last on both sides; load %s\n",
-              threads, wait ? wait : "(unset)", cpu_features().describe().c_str(), models::fused_ops_status().c_str(),
-              load_string().c_str());
+  std::printf("nfscale bench: %d threads, OpenBLAS threads %d, OMP_WAIT_POLICY=%s (the peer inherits it), CPU %s, "
+              "%s; each side runs its fastest precision x layout setting (--precision %s); load %s\n",
+              threads, blas_threads(), wait ? wait : "(unset)", cpu_features().describe().c_str(),
+              models::fused_ops_status().c_str(), o.precision.c_str(), load_string().c_str());
   nlohmann::json all = nlohmann::json::array();
   for (const auto& s : o.cases) all.push_back(run_case(o, parse_case(s), peer, threads));
   if (!o.json_out.empty()) {
@@ -371,7 +423,14 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
   cmd->add_option("--peer", o->peer, "Path to peer_nfnet.py, or 'none' (default: found next to the build)");
   cmd->add_option("--python", o->python, "Python interpreter for the peer");
   cmd->add_flag("!--no-unfused", o->unfused, "Skip timing nfscale with the fused ops off");
+  cmd->add_option("--precision", o->precision,
+                  "nfscale's settings to try: fp32, bf16 (autocast) or best (both, each in NCHW and channels_last; "
+                  "the fastest is timed). The peer always picks its fastest")
+      ->check(CLI::IsMember({"fp32", "bf16", "best"}));
   cmd->add_option("--json", o->json_out, "Also write every figure as JSON to this file");
+  cmd->add_option("--profile", o->profile_rows,
+                  "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step, this many rows")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([o] { run(*o); });
 });
 

@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", runtime.threads,
                  "Intra-op threads (0 = all online cores; env NFSCALE_THREADS overrides)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--blas-threads", runtime.blas_threads,
+                 "OpenBLAS threads for linear layers (default 1: its own thread pool fights the intra-op threads and "
+                 "made small GEMMs ~15x slower; 0 = OpenBLAS's default; env NFSCALE_BLAS_THREADS overrides)")
+      ->check(CLI::NonNegativeNumber);
   bool no_malloc_tune = false;
   app.add_flag("--no-malloc-tune", no_malloc_tune,
                "Keep glibc's default malloc thresholds (by default mmap/trim thresholds are raised: 10-15% faster steps)");

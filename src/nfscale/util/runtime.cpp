@@ -1,6 +1,7 @@
 // runtime.cpp - thread count and malloc tuning applied at start-up.
 #include "nfscale/util/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -16,6 +17,21 @@ int online_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+namespace {
+
+// OpenBLAS's C API, looked up at run time: the BLAS behind libblas.so.3 is chosen by Debian's alternatives.
+template <typename Fn>
+Fn openblas_symbol(const char* name) {
+  return reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+int blas_threads() {
+  auto get = openblas_symbol<int (*)()>("openblas_get_num_threads");
+  return get ? get() : -1;
+}
+
 int configure_runtime(const RuntimeOptions& options) {
   int threads = options.threads;
   if (const char* env = std::getenv("NFSCALE_THREADS")) {
@@ -24,6 +40,12 @@ int configure_runtime(const RuntimeOptions& options) {
   }
   if (threads <= 0) threads = online_cores();
   at::set_num_threads(threads);
+
+  int blas = options.blas_threads;
+  if (const char* env = std::getenv("NFSCALE_BLAS_THREADS")) blas = std::atoi(env);
+  if (blas > 0) {
+    if (auto set = openblas_symbol<void (*)(int)>("openblas_set_num_threads")) set(blas);
+  }
 
   bool tune = options.tune_malloc;
   if (const char* env = std::getenv("NFSCALE_MALLOC_TUNE")) tune = std::string(env) != "0";
