@@ -36,7 +36,7 @@ void set_grads(std::vector<ParamSpec>& ps, int t) {
   for (size_t i = 0; i < ps.size(); ++i) ps[i].param.mutable_grad() = grad_for(ps[i], i, t);
 }
 
-void run_against_formula(const SgdAgcOptions& opt) {
+void run_against_formula_once(const SgdAgcOptions& opt) {
   auto ps = make_params();
   std::vector<torch::Tensor> w, buf;
   for (auto& s : ps) {
@@ -72,6 +72,59 @@ void run_against_formula(const SgdAgcOptions& opt) {
     }
   }
   EXPECT_EQ(sgd.step_count(), 5);
+}
+
+// Both the one-pass update (fused_update.h) and the ATen composition must match the formula.
+void run_against_formula(SgdAgcOptions opt) {
+  for (bool fused : {true, false}) {
+    SCOPED_TRACE(fused ? "fused update" : "ATen update");
+    opt.fused = fused;
+    run_against_formula_once(opt);
+  }
+}
+
+// fp32, bigger tensors (the fused path splits units across threads): fused and ATen paths agree to rounding, and
+// clip the same units.
+TEST(SgdAgc, FusedMatchesAtenInFloat) {
+  for (bool nesterov : {true, false}) {
+    std::vector<ParamSpec> a, b;
+    const std::vector<std::vector<int64_t>> shapes = {{64, 32, 3, 3}, {512, 96, 1, 1}, {64}, {}, {10, 384}};
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const torch::Tensor w = randn_double(shapes[i], 50 + i, 0.1).to(torch::kFloat);
+      a.push_back(spec("p" + std::to_string(i), w, i % 2 == 0, i != 4));
+      b.push_back(spec("p" + std::to_string(i), w, i % 2 == 0, i != 4));
+    }
+    SgdAgcOptions fo, ao;
+    fo.nesterov = ao.nesterov = nesterov;
+    fo.weight_decay = ao.weight_decay = 1e-3;
+    ao.fused = false;
+    SgdAgc fused(a, fo), aten(b, ao);
+    for (int t = 0; t < 4; ++t) {
+      for (size_t i = 0; i < a.size(); ++i) {
+        // Per-unit scales spread over two decades so that some units clip and others do not.
+        torch::Tensor g = randn_double(shapes[i], 900 + 10 * t + i, 1e-3).to(torch::kFloat);
+        if (g.dim() > 1) {
+          std::vector<int64_t> unit_shape(g.dim(), 1);  // [O, 1, ...]
+          unit_shape[0] = g.size(0);
+          g.mul_(torch::logspace(-1, 1, g.size(0), 10.0, torch::kFloat).view(unit_shape));
+        }
+        a[i].param.mutable_grad() = g.clone();
+        b[i].param.mutable_grad() = g.clone();
+      }
+      const StepStats sf = fused.step(0.4), sa = aten.step(0.4);
+      EXPECT_EQ(sf.units_total, sa.units_total);
+      EXPECT_EQ(sf.units_clipped, sa.units_clipped) << "step " << t;
+      EXPECT_GT(sf.units_clipped, 0);
+      EXPECT_LT(sf.units_clipped, sf.units_total);
+      EXPECT_NEAR(sf.grad_norm, sa.grad_norm, 1e-5 * sa.grad_norm);
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(a[i].param, b[i].param, 1e-6, 1e-8)) << a[i].name << " step " << t;
+        EXPECT_TRUE(torch::allclose(fused.momentum_buffers()[i], aten.momentum_buffers()[i], 1e-5, 1e-8))
+            << a[i].name << " step " << t;
+        EXPECT_TRUE(torch::allclose(a[i].param.grad(), b[i].param.grad(), 1e-5, 1e-8)) << a[i].name;
+      }
+    }
+  }
 }
 
 TEST(SgdAgc, NesterovWithDecayAndAgcMatchesFormula) {

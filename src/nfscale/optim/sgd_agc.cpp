@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "nfscale/optim/fused_update.h"
 #include "nfscale/optim/state_io.h"
 #include "nfscale/util/error.h"
 
@@ -39,12 +40,30 @@ StepStats SgdAgc::step(double lr) {
   const double m = options_.momentum;
   const double wd = options_.weight_decay;
   // Accumulators as 0-d tensors so the whole step synchronises (item()) only once per statistic.
-  torch::Tensor sq_sum, clipped;
+  torch::Tensor sq_sum, clipped;  // ATen path: 0-d double / int64 accumulators
+  double fused_sq = 0.0;          // fused path
+  int64_t fused_clipped = 0;
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamSpec& s = params_[i];
     torch::Tensor p = s.param.detach();
     torch::Tensor g = s.param.grad();
     if (!g.defined()) continue;
+    torch::Tensor none;
+    torch::Tensor& buf = m > 0 ? buffers_[i] : none;
+    if (options_.fused && fused_update_supported(p, g, buf, m)) {
+      FusedUpdateArgs a;
+      a.agc = options_.agc && s.agc;
+      a.agc_options = options_.agc_options;
+      a.weight_decay = s.weight_decay ? wd : 0.0;
+      a.momentum = m;
+      a.nesterov = options_.nesterov;
+      a.lr = lr;
+      const FusedUpdateResult r = fused_update_(p, g, buf, a);
+      fused_sq += r.grad_sq_norm;
+      fused_clipped += r.units_clipped;
+      if (a.agc) stats.units_total += agc_unit_count(p);
+      continue;
+    }
     // Raw-gradient squared norm for the global statistic (summed in double so fp32 sums of many params stay
     // accurate); AGC derives it from its unit norms, saving a pass over the gradient.
     torch::Tensor n2;
@@ -58,7 +77,6 @@ StepStats SgdAgc::step(double lr) {
     sq_sum = sq_sum.defined() ? sq_sum.add_(n2) : n2;
     if (wd > 0 && s.weight_decay) g.add_(p, wd);  // g = g + wd*p (after clipping)
     if (m > 0) {
-      torch::Tensor& buf = buffers_[i];
       torch::add_out(buf, g, buf, m);             // buf = g + m*buf, one pass (elementwise, aliasing is safe)
       if (options_.nesterov) {
         g.add_(buf, m);                           // step = g + m*buf
@@ -70,8 +88,8 @@ StepStats SgdAgc::step(double lr) {
       p.add_(g, -lr);
     }
   }
-  if (sq_sum.defined()) stats.grad_norm = std::sqrt(sq_sum.item<double>());
-  if (clipped.defined()) stats.units_clipped = clipped.item<int64_t>();
+  stats.grad_norm = std::sqrt((sq_sum.defined() ? sq_sum.item<double>() : 0.0) + fused_sq);
+  stats.units_clipped = (clipped.defined() ? clipped.item<int64_t>() : 0) + fused_clipped;
   ++step_count_;
   return stats;
 }

@@ -18,6 +18,7 @@ struct SgdAgcOptions {
   double weight_decay = 2e-5; // added to the (clipped) gradient of params with ParamSpec::weight_decay
   bool agc = true;            // false disables clipping for every parameter (fine-tuning option)
   AgcOptions agc_options;
+  bool fused = true;          // one-pass update per parameter (fused_update.h) where supported; false = ATen ops
 };
 
 struct StepStats {
