@@ -1,11 +1,12 @@
-// test_fused_ops.cpp - the fused NFNet ops against the unfused ATen composition: fp64 forward and gradients
-// (analytic vs autograd, and finite differences), every kernel ISA this CPU runs (fp32 vs fp64 reference,
-// bf16 within one bf16 rounding), both layouts, stochastic depth, whole-network gradients in fp64 and under bf16
-// autocast, the switch and the unfused fallback.
+// test_fused_ops.cpp - the fused NFNet ops (scaled GELU, residual tail, weight standardisation) against the
+// unfused ATen composition: fp64 forward and gradients (analytic vs autograd, and finite differences), every kernel
+// ISA this CPU runs (fp32 vs fp64 reference, bf16 within one bf16 rounding), both layouts, stochastic depth, the
+// WS floor, whole-network gradients in fp64 and under bf16 autocast, the switch and the unfused fallback.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "nfscale/models/fused_kernels.h"
@@ -210,6 +211,164 @@ TEST(FusedTail, Fp32AndBf16CloseToDouble) {
     EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
     EXPECT_LT(max_abs((yb.to(torch::kDouble) - refb) / (refb.abs() + 1e-2)), std::ldexp(1.0, -8) + 1e-6);
   }
+}
+
+// ---- weight standardisation ---------------------------------------------------------------------------------
+// layers.cpp's composition of ATen ops, as it stood before the fused op (and still runs with the fused ops off).
+torch::Tensor ws_composition(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
+  const int64_t fan_in = weight[0].numel();
+  auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);                    // [O,1,1,1]
+  auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);  // [O,1,1,1]
+  auto scale = torch::rsqrt(torch::clamp_min(var * static_cast<double>(fan_in), eps)) * gain.view({-1, 1, 1, 1});
+  return weight * scale - mean * scale;
+}
+
+struct WsOut {
+  torch::Tensor y, dw, dgain;  // [O,I,kh,kw], d sum(y * g) / d weight [O,I,kh,kw], / d gain [O]
+};
+// Runs ws(weight, gain) on fresh leaves and back-propagates sum(y * g).
+template <typename Ws>
+WsOut ws_run(Ws ws, const torch::Tensor& weight, const torch::Tensor& gain, const torch::Tensor& g) {
+  auto w = weight.clone().requires_grad_(true), gn = gain.clone().requires_grad_(true);
+  auto y = ws(w, gn);
+  (y * g).sum().backward();
+  return {y.detach(), w.grad(), gn.grad()};
+}
+const auto kFusedWs = [](const torch::Tensor& w, const torch::Tensor& gn) { return fused_standardize_weight(w, gn, 1e-4); };
+const auto kComposedWs = [](const torch::Tensor& w, const torch::Tensor& gn) { return ws_composition(w, gn, 1e-4); };
+const auto kLayerWs = [](const torch::Tensor& w, const torch::Tensor& gn) { return standardize_weight(w, gn, 1e-4); };
+
+// Largest per-output-channel error max_k |a_ok - ref_ok| / max(max_k |ref_ok|, 1); a, ref [O, ...].
+double row_err(const torch::Tensor& a, const torch::Tensor& ref) {
+  const auto r = ref.to(torch::kDouble).reshape({ref.size(0), -1});                      // [O,K]
+  const auto d = (a.to(torch::kDouble).reshape({ref.size(0), -1}) - r).abs().amax(1);  // [O]
+  return (d / r.abs().amax(1).clamp_min(1.0)).max().item<double>();
+}
+
+void expect_ws_close(const WsOut& a, const WsOut& ref, double tol) {
+  EXPECT_LT(row_err(a.y, ref.y), tol);
+  EXPECT_LT(row_err(a.dw, ref.dw), tol);
+  EXPECT_LT(row_err(a.dgain.view({-1, 1}), ref.dgain.view({-1, 1})), tol);
+}
+
+// Weight [O,I,kh,kw] with a different mean per output channel (so the centring matters).
+torch::Tensor ws_weight(std::vector<int64_t> shape, torch::Dtype dtype) {
+  return (torch::randn(shape, torch::kDouble) * 0.2 + torch::randn({shape[0], 1, 1, 1}, torch::kDouble)).to(dtype);
+}
+
+TEST(FusedWs, MatchesTheCompositionInDouble) {
+  torch::manual_seed(10);
+  // 1x1 conv, 3x3 grouped (I/g = 4), depthwise-like stem with K = 9, the RGB stem (K = 27), a wide 1x1
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{24, 16, 1, 1}, {12, 4, 3, 3}, {16, 1, 3, 3}, {8, 3, 3, 3},
+                                     {40, 384, 1, 1}}) {
+    SCOPED_TRACE(torch::IntArrayRef(shape));
+    auto w = ws_weight(shape, torch::kDouble);
+    auto gain = torch::randn({shape[0]}, torch::kDouble);  // both signs
+    auto g = torch::randn(shape, torch::kDouble);
+    const WsOut f = ws_run(kFusedWs, w, gain, g), c = ws_run(kComposedWs, w, gain, g);
+    EXPECT_TRUE(f.y.is_contiguous());
+    EXPECT_EQ(f.y.sizes(), w.sizes());
+    EXPECT_EQ(f.y.scalar_type(), torch::kDouble);
+    expect_ws_close(f, c, 1e-12);
+  }
+}
+
+// Rows 0 (constant, S = 0) and 1 (S ~ 3.6e-9) are below the floor eps = 1e-4, where r = 100 is constant and the
+// r^3 term of the gradient drops out; row 2 (S ~ 3.6e-3) and row 3 (S ~ 36) are above it.
+torch::Tensor ws_weight_with_floored_rows() {
+  auto w = torch::randn({5, 4, 3, 3}, torch::kDouble);  // K = 36
+  w[0].fill_(0.3);
+  w[1].copy_(0.3 + 1e-5 * torch::randn({4, 3, 3}, torch::kDouble));
+  w[2].copy_(-0.2 + 1e-2 * torch::randn({4, 3, 3}, torch::kDouble));
+  return w;
+}
+
+TEST(FusedWs, FlooredChannelsMatchTheComposition) {
+  torch::manual_seed(11);
+  auto w = ws_weight_with_floored_rows();
+  auto gain = torch::randn({5}, torch::kDouble);
+  auto g = torch::randn({5, 4, 3, 3}, torch::kDouble);
+  const WsOut f = ws_run(kFusedWs, w, gain, g), c = ws_run(kComposedWs, w, gain, g);
+  expect_ws_close(f, c, 1e-12);
+  // below the floor: dw = gain * 100 * (g - mean(g)) exactly as the formula says
+  for (int o : {0, 1}) {
+    auto expect = gain[o] * 100.0 * (g[o] - g[o].mean());  // [4,3,3]
+    EXPECT_LT(max_abs(f.dw[o] - expect), 1e-12 * max_abs(expect)) << "row " << o;
+  }
+  EXPECT_LT(max_abs(f.y[0]), 1e-12);
+}
+
+TEST(FusedWs, FiniteDifferencesInDouble) {
+  torch::manual_seed(12);
+  auto w = ws_weight_with_floored_rows();
+  auto gain = torch::randn({5}, torch::kDouble);
+  auto g = torch::randn({5, 4, 3, 3}, torch::kDouble);
+  const WsOut f = ws_run(kFusedWs, w, gain, g);
+  auto loss = [&](const torch::Tensor& wv, const torch::Tensor& gv) {
+    return (fused_standardize_weight(wv, gv, 1e-4) * g).sum().item<double>();
+  };
+  torch::NoGradGuard ng;
+  const double h = 1e-6;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    auto wp = w.clone(), wm = w.clone();
+    wp.view(-1)[i] += h;
+    wm.view(-1)[i] -= h;
+    const double fd = (loss(wp, gain) - loss(wm, gain)) / (2 * h), an = f.dw.view(-1)[i].item<double>();
+    EXPECT_NEAR(fd, an, 1e-7 * (1 + std::abs(an))) << "weight element " << i;
+  }
+  for (int64_t o = 0; o < 5; ++o) {
+    auto gp = gain.clone(), gm = gain.clone();
+    gp[o] += h;
+    gm[o] -= h;
+    const double fd = (loss(w, gp) - loss(w, gm)) / (2 * h), an = f.dgain[o].item<double>();
+    EXPECT_NEAR(fd, an, 1e-7 * (1 + std::abs(an))) << "gain " << o;
+  }
+}
+
+TEST(FusedWs, Fp32CloseToDouble) {
+  torch::manual_seed(13);
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{64, 32, 3, 3}, {128, 256, 1, 1}}) {
+    SCOPED_TRACE(torch::IntArrayRef(shape));
+    auto w = ws_weight(shape, torch::kFloat);
+    auto gain = (1 + 0.1 * torch::randn({shape[0]})).to(torch::kFloat);
+    auto g = torch::randn(shape);
+    const WsOut f = ws_run(kFusedWs, w, gain, g);
+    const WsOut ref = ws_run(kFusedWs, w.to(torch::kDouble), gain.to(torch::kDouble), g.to(torch::kDouble));
+    EXPECT_EQ(f.y.scalar_type(), torch::kFloat);
+    EXPECT_EQ(f.dw.scalar_type(), torch::kFloat);
+    EXPECT_EQ(f.dgain.scalar_type(), torch::kFloat);
+    // sums in double, one fp32 rounding per output element
+    EXPECT_LT(max_abs(f.y - ref.y) / max_abs(ref.y), 2e-7);
+    EXPECT_LT(max_abs(f.dw - ref.dw) / max_abs(ref.dw), 2e-7);
+    EXPECT_LT(max_abs(f.dgain - ref.dgain) / max_abs(ref.dgain), 2e-7);
+  }
+}
+
+TEST(FusedWs, SwitchAndUnsupportedInputsTakeTheComposition) {
+  torch::manual_seed(14);
+  auto w = ws_weight({16, 8, 3, 3}, torch::kFloat);
+  auto gain = torch::randn({16});
+  auto g = torch::randn({16, 8, 3, 3});
+  auto bit_equal = [](const WsOut& a, const WsOut& b) {
+    return torch::equal(a.y, b.y) && torch::equal(a.dw, b.dw) && torch::equal(a.dgain, b.dgain);
+  };
+  {
+    FusedSwitch sw(false);
+    EXPECT_TRUE(bit_equal(ws_run(kLayerWs, w, gain, g), ws_run(kComposedWs, w, gain, g)));
+  }
+  FusedSwitch sw(true);
+  const std::string node = WSConv2d(8, 16, 3)->standardized_weight().grad_fn()->name();
+  EXPECT_NE(node.find("StandardizeWeightFn"), std::string::npos) << node;
+  EXPECT_TRUE(bit_equal(ws_run(kLayerWs, w, gain, g), ws_run(kFusedWs, w, gain, g)));
+  // non-contiguous (channels_last 3x3) and bf16 weights: the composition, bit for bit, also via the fused entry
+  auto wcl = w.contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_TRUE(bit_equal(ws_run(kLayerWs, wcl, gain, g), ws_run(kComposedWs, wcl, gain, g)));
+  EXPECT_TRUE(bit_equal(ws_run(kFusedWs, wcl, gain, g), ws_run(kComposedWs, wcl, gain, g)));
+  auto wb = w.to(torch::kBFloat16), gb = gain.to(torch::kBFloat16), gg = g.to(torch::kBFloat16);
+  EXPECT_TRUE(bit_equal(ws_run(kLayerWs, wb, gb, gg), ws_run(kComposedWs, wb, gb, gg)));
+  // under bf16 autocast the fp32 master weight standardises to fp32 (the conv casts it)
+  train::AutocastScope ac(true);
+  EXPECT_EQ(standardize_weight(w, gain).scalar_type(), torch::kFloat);
 }
 
 // Whole network (mini-F0, with stochastic depth) in fp64: fused and unfused give the same loss and parameter

@@ -1,10 +1,12 @@
-// fused_ops.cpp - autograd functions for the fused scaled GELU and the fused residual tail (see fused_ops.h),
-// the fp64 scalar paths, the CPU self-check and the process-wide switch.
+// fused_ops.cpp - autograd functions for the fused scaled GELU, the fused residual tail and the fused weight
+// standardisation (see fused_ops.h), the fp64 scalar paths, the CPU self-check and the process-wide switch.
 #include "nfscale/models/fused_ops.h"
 
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "nfscale/models/fused_kernels.h"
+#include "nfscale/models/layers.h"
 #include "nfscale/util/cpu_features.h"
 
 namespace nfscale::models {
@@ -210,6 +213,93 @@ class ResidualTailFn : public torch::autograd::Function<ResidualTailFn> {
   }
 };
 
+// ---- scaled weight standardisation ---------------------------------------------------------------------------
+// sum_{k<n} term(k) in double with 8 independent partial sums: the compiler vectorises the lanes (one serial
+// chain could not be reordered without -ffast-math), and the order is fixed, so results do not depend on the ISA.
+template <typename F>
+inline double lane_sum(int64_t n, F term) {
+  constexpr int kLanes = 8;
+  double acc[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += term(k + l);
+  double s = 0.0;
+  for (; k < n; ++k) s += term(k);
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+// Per-channel statistics saved for backward: stats [O, 3] double = (mean_o, r_o, 1 if S_o >= eps else 0).
+// (clamp_min(S, eps) passes its gradient where S >= eps, as here.)
+constexpr int kStats = 3;
+
+// One output channel: w, out [K]; writes out = gain r (w - mean) and st [3].
+template <typename T>
+void ws_fwd_row(const T* w, T* out, double gain, double eps, int64_t K, double* st) {
+  const double mean = lane_sum(K, [&](int64_t k) { return double(w[k]); }) / double(K);
+  const double S = lane_sum(K, [&](int64_t k) { const double u = double(w[k]) - mean; return u * u; });
+  const double r = 1.0 / std::sqrt(std::max(S, eps));
+  const double c = gain * r;
+  for (int64_t k = 0; k < K; ++k) out[k] = T(c * (double(w[k]) - mean));
+  st[0] = mean; st[1] = r; st[2] = S >= eps ? 1.0 : 0.0;
+}
+
+// One output channel: g, w, dw [K]; returns dgain = r sum_k g_k u_k and writes
+// dw = gain (r (g - mean(g)) - [S >= eps] r^3 u sum_k g_k u_k)   (dS/dw_j = 2 u_j since sum_k u_k = 0).
+template <typename T>
+double ws_bwd_row(const T* g, const T* w, T* dw, double gain, int64_t K, const double* st) {
+  const double mean = st[0], r = st[1];
+  const double sg = lane_sum(K, [&](int64_t k) { return double(g[k]); });
+  const double sgu = lane_sum(K, [&](int64_t k) { return double(g[k]) * (double(w[k]) - mean); });
+  const double gmean = sg / double(K);
+  const double a = gain * r, b = st[2] * gain * r * r * r * sgu;
+  for (int64_t k = 0; k < K; ++k) dw[k] = T(a * (double(g[k]) - gmean) - b * (double(w[k]) - mean));
+  return r * sgu;
+}
+
+// Output channels per parallel chunk: about kGrain weights.
+int64_t ws_grain(int64_t K) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)); }
+
+class StandardizeWeightFn : public torch::autograd::Function<StandardizeWeightFn> {
+ public:
+  // weight [O, I/g, kh, kw] contiguous, gain [O] contiguous, both fp32 or both fp64.
+  static Tensor forward(AutogradContext* ctx, const Tensor& weight, const Tensor& gain, double eps) {
+    const int64_t O = weight.size(0), K = weight.numel() / O;
+    Tensor out = at::empty_like(weight, at::MemoryFormat::Contiguous);              // [O, I/g, kh, kw]
+    Tensor stats = torch::empty({O, kStats}, weight.options().dtype(at::kDouble));  // [O, 3]
+    double* st = stats.data_ptr<double>();
+    AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "fused_standardize_weight", [&] {
+      const scalar_t *w = weight.data_ptr<scalar_t>(), *gn = gain.data_ptr<scalar_t>();
+      scalar_t* y = out.data_ptr<scalar_t>();
+      at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) ws_fwd_row(w + o * K, y + o * K, double(gn[o]), eps, K, st + o * kStats);
+      });
+    });
+    ctx->save_for_backward({weight, gain, stats});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &weight = saved[0], &gain = saved[1], &stats = saved[2];  // [O, I/g, kh, kw], [O], [O, 3]
+    const int64_t O = weight.size(0), K = weight.numel() / O;
+    // conv2d's weight gradient can come channels_last: the rows must be in weight's (I/g, kh, kw) order.
+    const Tensor g = grads[0].to(weight.scalar_type()).contiguous();  // [O, I/g, kh, kw]
+    Tensor dw = at::empty_like(weight, at::MemoryFormat::Contiguous);  // [O, I/g, kh, kw]
+    Tensor dgain = at::empty_like(gain);                                // [O]
+    const double* st = stats.data_ptr<double>();
+    AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "fused_standardize_weight_backward", [&] {
+      const scalar_t *w = weight.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>(), *gn = gain.data_ptr<scalar_t>();
+      scalar_t *dwp = dw.data_ptr<scalar_t>(), *dgp = dgain.data_ptr<scalar_t>();
+      at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o)
+          dgp[o] = scalar_t(ws_bwd_row(gp + o * K, w + o * K, dwp + o * K, double(gn[o]), K, st + o * kStats));
+      });
+    });
+    return {dw, dgain, Tensor()};
+  }
+};
+
 std::atomic<int> g_fused_override{-1};  // -1: not set, 0/1: set_fused_ops
 
 // Max |kernel - fp64 reference| / tolerance over fixed inputs, for one kernel table; <= 1 passes.
@@ -333,6 +423,19 @@ Tensor fused_residual_tail(const Tensor& shortcut, const Tensor& branch, const T
   // (autograd Function inputs must be defined tensors: no mask = a mask of ones)
   const Tensor m = mask.defined() ? mask.reshape({-1}) : torch::ones({branch.size(0)}, gate.options());  // [B]
   return ResidualTailFn::apply(sc, br, gate, m, skip_gain, alpha);
+}
+
+bool fused_standardize_weight_supports(const Tensor& weight, const Tensor& gain) {
+  const auto st = weight.scalar_type();
+  return (st == at::kFloat || st == at::kDouble) && weight.device().is_cpu() && weight.layout() == at::kStrided &&
+         weight.dim() == 4 && weight.numel() > 0 && weight.is_contiguous() && gain.scalar_type() == st &&
+         gain.device().is_cpu() && gain.dim() == 1 && gain.numel() == weight.size(0) && gain.is_contiguous();
+}
+
+Tensor fused_standardize_weight(const Tensor& weight, const Tensor& gain, double eps) {
+  // (standardize_weight takes this path only for supported inputs, so the fallback cannot come back here)
+  if (!fused_standardize_weight_supports(weight, gain)) return standardize_weight(weight, gain, eps);
+  return StandardizeWeightFn::apply(weight, gain, eps);
 }
 
 }  // namespace nfscale::models

@@ -1,7 +1,7 @@
-// fused_ops.h - fused element-wise ops of the NFNet block as custom autograd functions with hand-written
-// backward passes (kernels: fused_kernels.h), and the process-wide switch between them and the unfused
-// composition of ATen ops. Any dense layout (NCHW or channels_last), dtypes fp32, bf16 (fp32 math) and fp64
-// (scalar reference math, used by the gradient checks).
+// fused_ops.h - fused ops of the NFNet block as custom autograd functions with hand-written backward passes
+// (kernels: fused_kernels.h): the scaled GELU and the residual tail (any dense layout, NCHW or channels_last; fp32,
+// bf16 with fp32 math, fp64 scalar reference math used by the gradient checks), scaled weight standardisation
+// (fp32/fp64), and the process-wide switch between them and the unfused composition of ATen ops.
 #pragma once
 #include <torch/types.h>
 
@@ -31,5 +31,15 @@ torch::Tensor fused_scaled_gelu(const torch::Tensor& x, double scale);
 // skip_gain (not to mask).
 torch::Tensor fused_residual_tail(const torch::Tensor& shortcut, const torch::Tensor& branch, const torch::Tensor& gate,
                                   const torch::Tensor& mask, const torch::Tensor& skip_gain, double alpha);
+
+// Scaled weight standardisation (layers.h standardize_weight) in one pass forward and one backward, per output
+// channel o of w viewed as [O, K], K = I/g * kh * kw:
+//   u_ok = w_ok - mean_k w_ok,  S_o = sum_k u_ok^2,  r_o = 1 / sqrt(max(S_o, eps)),  w_hat_ok = gain_o r_o u_ok.
+// weight [O, I/g, kh, kw] contiguous fp32/fp64, gain [O] same dtype -> w_hat [O, I/g, kh, kw] contiguous, same
+// dtype. Sums in double. Gradients flow to weight and gain (below the floor, S_o < eps, r_o is constant).
+// Any other input (dtype, layout, device) takes the unfused standardize_weight.
+torch::Tensor fused_standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps);
+// Whether fused_standardize_weight runs its own kernel for these inputs (else it is the unfused composition).
+bool fused_standardize_weight_supports(const torch::Tensor& weight, const torch::Tensor& gain);
 
 }  // namespace nfscale::models

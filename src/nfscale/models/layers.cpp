@@ -79,7 +79,10 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x) {
 }
 
 torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
-  // weight [O, I/g, kh, kw]; statistics per output channel.
+  // weight [O, I/g, kh, kw]; statistics per output channel. fp32/fp64 contiguous weights (under bf16 autocast the
+  // fp32 master; the result stays fp32 and the conv casts it) take the fused op when the fused ops are on.
+  if (fused_ops_enabled() && fused_standardize_weight_supports(weight, gain))
+    return fused_standardize_weight(weight, gain, eps);
   const int64_t fan_in = weight[0].numel();
   auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);                      // [O,1,1,1]
   auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);    // [O,1,1,1]
