@@ -231,7 +231,10 @@ def main():
         fmt = torch.channels_last if c[1] == "channels_last" else torch.contiguous_format
         if state["fmt"] != fmt:
             model.to(memory_format=fmt)
-            state["fmt"], state["x"] = fmt, x_nchw.contiguous(memory_format=fmt)
+            # torch.empty gives canonical channels_last strides even for 1 channel, where .contiguous() is a no-op
+            x = torch.empty(x_nchw.shape, memory_format=fmt)
+            x.copy_(x_nchw)
+            state["fmt"], state["x"] = fmt, x
         return c[0] == "bf16"
 
     def train_step():

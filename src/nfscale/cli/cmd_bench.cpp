@@ -25,6 +25,7 @@
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/data/loader.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/memory_format.h"
 #include "nfscale/models/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/optim/param_spec.h"
@@ -194,8 +195,13 @@ struct StepSetting {
 std::vector<StepSetting> candidate_settings(const std::string& precision) {
   std::vector<StepSetting> out;
   for (bool bf16 : {false, true}) {
-    if ((precision == "fp32" && bf16) || (precision == "bf16" && !bf16)) continue;
-    for (bool cl : {false, true}) out.push_back({bf16, cl});
+    if ((precision.rfind("fp32", 0) == 0 && bf16) || (precision.rfind("bf16", 0) == 0 && !bf16)) continue;
+    for (bool cl : {false, true}) {
+      const StepSetting st{bf16, cl};
+      // A full setting name ("fp32/nchw", "bf16/channels_last", ...) times that one setting only.
+      if (precision.find('/') != std::string::npos && precision != st.str()) continue;
+      out.push_back(st);
+    }
   }
   return out;
 }
@@ -233,7 +239,7 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   batch.targets = torch::full({c.batch, mc.num_classes}, 0.1 / double(mc.num_classes));
   batch.targets.scatter_add_(1, batch.labels.view({-1, 1}), torch::full({c.batch, 1}, 0.9));
   const std::vector<data::Batch> micro = {batch};  // images [B, C, R, R] NCHW; the step converts the layout
-  auto x_cl = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto x_cl = models::to_channels_last(batch.images);
 
   std::vector<double> opt_ms;  // the SgdAgc step's share of a fused training step
   StepSetting train_set, infer_set;
@@ -429,8 +435,10 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
   cmd->add_flag("!--no-unfused", o->unfused, "Skip timing nfscale with the fused ops off");
   cmd->add_option("--precision", o->precision,
                   "nfscale's settings to try: fp32, bf16 (autocast) or best (both, each in NCHW and channels_last; "
-                  "the fastest is timed). The peer always picks its fastest")
-      ->check(CLI::IsMember({"fp32", "bf16", "best"}));
+                  "the fastest is timed), or one setting: fp32/nchw, fp32/channels_last, bf16/nchw, "
+                  "bf16/channels_last. The peer always picks its fastest")
+      ->check(CLI::IsMember({"fp32", "bf16", "best", "fp32/nchw", "fp32/channels_last", "bf16/nchw",
+                             "bf16/channels_last"}));
   cmd->add_option("--json", o->json_out, "Also write every figure as JSON to this file");
   cmd->add_option("--profile", o->profile_rows,
                   "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step, this many rows")

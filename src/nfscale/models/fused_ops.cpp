@@ -417,7 +417,8 @@ Tensor fused_residual_tail(const Tensor& shortcut, const Tensor& branch, const T
   const auto st = branch.scalar_type();
   TORCH_CHECK(st == at::kFloat || st == at::kBFloat16 || st == at::kDouble, "fused_residual_tail: unsupported dtype ", st);
   // One dense layout for both streams (channels_last if the branch is; NCHW otherwise); autograd handles the copies.
-  const auto fmt = branch.is_contiguous() ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
+  // (suggest_memory_format, not is_contiguous: a channels_last [B,C,1,1] map is also NCHW-contiguous)
+  const auto fmt = branch.suggest_memory_format();
   const Tensor br = branch.contiguous(fmt);
   const Tensor sc = shortcut.to(st).contiguous(fmt);
   // (autograd Function inputs must be defined tensors: no mask = a mask of ones)

@@ -6,6 +6,7 @@
 
 #include "nfscale/data/dataset.h"
 #include "nfscale/data/loader.h"
+#include "nfscale/models/memory_format.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/train/autocast.h"
 
@@ -29,7 +30,7 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   while (loader.has_next()) {
     data::Batch b = loader.next();
     torch::Tensor x = b.images;  // [B, C, R, R]
-    if (o.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (o.channels_last) x = models::to_channels_last(x);  // canonical strides, also for 1 channel
     torch::Tensor logits;
     {
       AutocastScope autocast(o.bf16);

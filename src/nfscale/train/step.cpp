@@ -5,6 +5,7 @@
 
 #include "nfscale/data/loader.h"
 #include "nfscale/models/classifier.h"
+#include "nfscale/models/memory_format.h"
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/train/autocast.h"
 
@@ -23,7 +24,7 @@ double accumulate_gradients(models::ClassifierImpl& model, const std::vector<dat
   double loss_sum = 0.0;
   for (const auto& mb : micro_batches) {
     torch::Tensor x = mb.images;  // [micro, C, R, R]
-    if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (channels_last) x = models::to_channels_last(x);  // canonical strides, also for 1 channel
     torch::Tensor loss;  // []
     {
       AutocastScope autocast(bf16);
