@@ -171,6 +171,33 @@ TEST(SgdAgc, UndefinedGradIsSkippedAndZeroGradAllocates) {
   }
 }
 
+TEST(SgdAgc, ClearGradsThenZeroMissingStepsLikeZeroGrad) {
+  // Param 1 gets no gradient from "backward": with zero_grad it would still decay and move with its momentum;
+  // clear_grads + zero_missing_grads must give the same update, bit for bit, over two steps.
+  auto a = make_params(), b = make_params();
+  SgdAgc oa(a), ob(b);
+  for (int t = 0; t < 2; ++t) {
+    oa.zero_grad();
+    ob.clear_grads();
+    for (auto& s : b) ASSERT_FALSE(s.param.grad().defined()) << s.name;
+    for (size_t i : {0, 2, 3}) {
+      torch::NoGradGuard ng;
+      a[i].param.mutable_grad().add_(grad_for(a[i], i, t));  // accumulated into the zeros
+      b[i].param.mutable_grad() = grad_for(b[i], i, t);      // handed over, as the first backward does
+    }
+    ob.zero_missing_grads();
+    ASSERT_TRUE(b[1].param.grad().defined());
+    EXPECT_EQ(b[1].param.grad().abs().sum().item<double>(), 0.0);
+    oa.step(0.7);
+    ob.step(0.7);
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_TRUE(bit_equal(a[i].param, b[i].param)) << "step " << t << " " << a[i].name;
+      EXPECT_TRUE(bit_equal(oa.momentum_buffers()[i], ob.momentum_buffers()[i])) << a[i].name;
+    }
+  }
+  EXPECT_FALSE(bit_equal(a[3].param, make_params()[3].param));  // the step did move the params
+}
+
 std::string save_to_string(const SgdAgc& o) {
   torch::serialize::OutputArchive ar;
   o.save(ar);

@@ -25,6 +25,8 @@ bool fused_update_supported(const torch::Tensor& p, const torch::Tensor& g, cons
 
 namespace {
 
+constexpr int kLanes = 8;  // independent accumulators per sum (one AVX-512 register of doubles)
+
 template <typename T>
 FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const FusedUpdateArgs& a) {
   // Scalars rounded to T as ATen's add_/mul_ do with a Scalar alpha.
@@ -40,11 +42,21 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
       T* pu = p + u * len;
       T* gu = g + u * len;
       T* bu = mom ? buf + u * len : nullptr;
+      // Sums of squares in kLanes independent double accumulators: one serial chain is bound by the add latency
+      // (~70 ms per step on F0's 71.5M parameters); lanes let the compiler vectorise without reassociating.
+      double gl[kLanes] = {}, wl[kLanes] = {};
+      int64_t k = 0;
+      for (; k + kLanes <= len; k += kLanes)
+        for (int l = 0; l < kLanes; ++l) {
+          gl[l] += double(gu[k + l]) * double(gu[k + l]);
+          wl[l] += double(pu[k + l]) * double(pu[k + l]);
+        }
       double gs = 0, ws = 0;
-      for (int64_t k = 0; k < len; ++k) {
+      for (; k < len; ++k) {
         gs += double(gu[k]) * double(gu[k]);
         ws += double(pu[k]) * double(pu[k]);
       }
+      for (int l = 0; l < kLanes; ++l) gs += gl[l], ws += wl[l];
       part.grad_sq_norm += gs;
       T scale = T(1);
       bool clipped = false;

@@ -106,6 +106,16 @@ void SgdAgc::zero_grad() {
   }
 }
 
+void SgdAgc::clear_grads() {
+  for (auto& s : params_) s.param.mutable_grad() = torch::Tensor();
+}
+
+void SgdAgc::zero_missing_grads() {
+  torch::NoGradGuard no_grad;
+  for (auto& s : params_)
+    if (!s.param.grad().defined()) s.param.mutable_grad() = torch::zeros_like(s.param);
+}
+
 void SgdAgc::save(torch::serialize::OutputArchive& archive) const {
   write_tensor_list(archive, kArchiveKey, "SgdAgc", step_count_, param_names(params_), buffers_);
 }

@@ -51,6 +51,14 @@ class SgdAgc {
   // Sets every param's grad to zero (allocating it if undefined) without reallocating existing grads.
   void zero_grad();
 
+  // Drops every param's grad (undefined), so that the next backward hands its fresh gradient buffer to the param
+  // instead of adding it into zeros (saves a fill and an add pass over every parameter: ~33 ms of a 710 ms F0
+  // step). Follow the backward passes with zero_missing_grads(): step() skips params whose grad is undefined.
+  void clear_grads();
+  // Gives a zero grad to every param the backward passes did not reach, so that after clear_grads() + backward
+  // the step updates exactly the params (and momentum buffers) it would after zero_grad() + backward.
+  void zero_missing_grads();
+
   // Momentum buffers + step count. load() checks names/shapes/dtypes against this optimiser and throws UserError
   // on mismatch, leaving the state untouched. Round trip is bit-exact.
   void save(torch::serialize::OutputArchive& archive) const;

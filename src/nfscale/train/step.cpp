@@ -20,7 +20,7 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 
 double accumulate_gradients(models::ClassifierImpl& model, const std::vector<data::Batch>& micro_batches,
                             int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt) {
-  opt.zero_grad();
+  opt.clear_grads();  // the first backward hands its gradient buffers over (no fill + add pass)
   double loss_sum = 0.0;
   for (const auto& mb : micro_batches) {
     torch::Tensor x = mb.images;  // [micro, C, R, R]
@@ -34,6 +34,7 @@ double accumulate_gradients(models::ClassifierImpl& model, const std::vector<dat
     (loss * w).backward();
     loss_sum += loss.item<double>() * w;
   }
+  opt.zero_missing_grads();  // params no backward reached get zeros, as zero_grad() would have left them
   return loss_sum;
 }
 

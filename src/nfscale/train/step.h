@@ -24,8 +24,9 @@ namespace nfscale::train {
 // (fp32 for reduced precision). fp64 stays fp64 so the accumulation tests can compare to ~1e-12.
 torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
 
-// Zeroes the gradients (through `opt`, which owns the parameter list) and accumulates into every param.grad() the
-// gradient of the mean loss over the effective batch: micro-batch i contributes loss_i * size_i / batch.
+// Resets the gradients (through `opt`, which owns the parameter list: clear_grads, then zero_missing_grads after
+// the last backward) and leaves in every param.grad() the gradient of the mean loss over the effective batch:
+// micro-batch i contributes loss_i * size_i / batch.
 // Each micro-batch's images [size_i, C, R, R] are converted to channels_last when asked, and its forward runs in a
 // bf16 autocast scope when bf16 is true. Returns the (weighted) mean loss. The model's train/eval mode and the
 // random streams (dropout, stochastic depth) are the caller's: it seeds them before calling.
