@@ -279,5 +279,13 @@ TEST(Config, UnknownKeyAndWrongTypeNameTheField) {
   }
 }
 
+TEST(Precision, AutoIsFp32OnTheMiniLadderAndBf16ForFullMembersWithNativeBf16) {
+  EXPECT_EQ(resolve_precision("auto", "mini-F3"), "fp32");
+  EXPECT_EQ(resolve_precision("auto", "mini-F7+"), "fp32");
+  EXPECT_EQ(resolve_precision("auto", "F0"), cpu_has_bf16() ? "bf16" : "fp32");
+  EXPECT_EQ(resolve_precision("bf16", "mini-F0"), "bf16");  // explicit choices pass through
+  EXPECT_EQ(resolve_precision("fp32", "F7+"), "fp32");
+}
+
 }  // namespace
 }  // namespace nfscale::train

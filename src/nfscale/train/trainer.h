@@ -56,8 +56,9 @@ TrainResult run_training(const TrainConfig& config, bool resume, const TrainHook
 // True if the CPU supports avx512_bf16 (bf16 autocast is then worthwhile).
 bool cpu_has_bf16();
 
-// Resolves precision "auto" to "bf16" or "fp32".
-std::string resolve_precision(const std::string& precision);
+// Resolves precision "auto" for `model` (a registry name): "bf16" for the full-size members (F0..F7, F+) on a CPU
+// with avx512_bf16, "fp32" for the mini ladder or without avx512_bf16. "fp32"/"bf16" are returned unchanged.
+std::string resolve_precision(const std::string& precision, const std::string& model);
 
 nlohmann::json to_json(const TrainResult& r);
 nlohmann::json to_json(const EvalPoint& p);
