@@ -1,12 +1,16 @@
 // test_fused_ops.cpp - the fused NFNet ops (scaled GELU, residual tail, weight standardisation) against the
 // unfused ATen composition: fp64 forward and gradients (analytic vs autograd, and finite differences), every kernel
 // ISA this CPU runs (fp32 vs fp64 reference, bf16 within one bf16 rounding), both layouts, stochastic depth, the
-// WS floor, whole-network gradients in fp64 and under bf16 autocast, the switch and the unfused fallback.
+// WS floor, the WS bf16 output under bf16 autocast (bits, gradients, no weight cast in the graph), whole-network
+// gradients in fp64 and under bf16 autocast, the switch and the unfused fallback.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "nfscale/models/fused_kernels.h"
@@ -366,9 +370,223 @@ TEST(FusedWs, SwitchAndUnsupportedInputsTakeTheComposition) {
   EXPECT_TRUE(bit_equal(ws_run(kFusedWs, wcl, gain, g), ws_run(kComposedWs, wcl, gain, g)));
   auto wb = w.to(torch::kBFloat16), gb = gain.to(torch::kBFloat16), gg = g.to(torch::kBFloat16);
   EXPECT_TRUE(bit_equal(ws_run(kLayerWs, wb, gb, gg), ws_run(kComposedWs, wb, gb, gg)));
-  // under bf16 autocast the fp32 master weight standardises to fp32 (the conv casts it)
+  // under bf16 autocast the fp32 master weight standardises straight to bf16 (FusedWs.Bf16Autocast* below); the
+  // composition (switch off, channels_last weight) stays fp32 and the conv casts it
   train::AutocastScope ac(true);
+  EXPECT_EQ(standardize_weight(w, gain).scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(standardize_weight(wcl, gain).scalar_type(), torch::kFloat);
+  FusedSwitch off(false);
   EXPECT_EQ(standardize_weight(w, gain).scalar_type(), torch::kFloat);
+}
+
+// ---- bf16 output of the fused WS (bf16 autocast) -------------------------------------------------------------
+const auto kFusedWsBf16 = [](const torch::Tensor& w, const torch::Tensor& gn) {
+  return fused_standardize_weight(w, gn, 1e-4, torch::kBFloat16);
+};
+
+TEST(FusedWs, Bf16OutputIsTheFp32OutputRoundedBitForBit) {
+  torch::manual_seed(15);
+  // 1x1, 3x3 grouped, the RGB stem (K = 27), a wide 3x3 (K = 1152), with floored rows
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{24, 16, 1, 1}, {12, 4, 3, 3}, {8, 3, 3, 3},
+                                     {64, 128, 3, 3}}) {
+    SCOPED_TRACE(torch::IntArrayRef(shape));
+    auto w = ws_weight(shape, torch::kFloat);
+    auto gain = torch::randn({shape[0]});
+    auto y32 = fused_standardize_weight(w, gain, 1e-4);                    // [O,I,kh,kw] fp32
+    auto y16 = fused_standardize_weight(w, gain, 1e-4, torch::kBFloat16);  // [O,I,kh,kw] bf16
+    EXPECT_EQ(y16.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(y16.sizes(), w.sizes());
+    EXPECT_TRUE(y16.is_contiguous());
+    EXPECT_TRUE(torch::equal(y16, y32.to(torch::kBFloat16)));
+  }
+  auto wf = ws_weight_with_floored_rows().to(torch::kFloat);
+  auto gf = torch::randn({5});
+  EXPECT_TRUE(torch::equal(fused_standardize_weight(wf, gf, 1e-4, torch::kBFloat16),
+                           fused_standardize_weight(wf, gf, 1e-4).to(torch::kBFloat16)));
+  // Exact fp32 outputs at the rounding edges: a row (0, 0, 2, 2) has mean 1, S = 4, r = 1/2, so w_hat = gain/2 *
+  // (-1, -1, 1, 1). fp32 bits of gain/2: ties to even (down, up), just below / above a tie, carries into the
+  // exponent (also near the top of the range), a subnormal, a negative tie.
+  const std::vector<uint32_t> bits = {0x3F808000u, 0x3F818000u, 0x3F807FFFu, 0x3F808001u, 0x3FFFFFFFu, 0x7EFFFFFFu,
+                                      0x00012345u, 0xBF818000u};
+  const int64_t O = int64_t(bits.size());
+  auto half_gain = torch::empty({O});  // [O] = gain / 2
+  std::memcpy(half_gain.data_ptr<float>(), bits.data(), bits.size() * 4);
+  auto wt = torch::tensor({0.0f, 0.0f, 2.0f, 2.0f}).view({1, 4, 1, 1}).repeat({O, 1, 1, 1});  // [O,4,1,1]
+  auto y32 = fused_standardize_weight(wt, half_gain * 2, 1e-4);  // [O,4,1,1]
+  ASSERT_TRUE(torch::equal(y32.select(1, 3).flatten(), half_gain));  // exact, as designed
+  auto y16 = fused_standardize_weight(wt, half_gain * 2, 1e-4, torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(y16, y32.to(torch::kBFloat16)));
+  for (int64_t o = 0; o < O; ++o)
+    EXPECT_EQ(y16[o][3][0][0].item<at::BFloat16>().x, c10::BFloat16(half_gain[o].item<float>()).x) << "row " << o;
+}
+
+TEST(FusedWs, Bf16IncomingGradientEqualsItsFp32Conversion) {
+  torch::manual_seed(16);
+  for (std::vector<int64_t> shape : {std::vector<int64_t>{64, 32, 3, 3}, {128, 256, 1, 1}, {12, 4, 3, 3}}) {
+    for (auto fmt : formats()) {  // conv2d's weight gradient can arrive channels_last
+      SCOPED_TRACE(torch::IntArrayRef(shape));
+      auto w = ws_weight(shape, torch::kFloat);
+      auto gain = (1 + 0.1 * torch::randn({shape[0]})).to(torch::kFloat);
+      auto gb = torch::randn(shape).to(torch::kBFloat16).contiguous(fmt);  // [O,I,kh,kw] bf16
+      auto run = [&](bool bf16) {
+        auto wl = w.clone().requires_grad_(true), gl = gain.clone().requires_grad_(true);
+        auto y = bf16 ? kFusedWsBf16(wl, gl) : kFusedWs(wl, gl);
+        y.backward(bf16 ? gb : gb.to(torch::kFloat));
+        return WsOut{y.detach(), wl.grad(), gl.grad()};
+      };
+      const WsOut b = run(true), f = run(false);
+      EXPECT_EQ(b.dw.scalar_type(), torch::kFloat);
+      EXPECT_EQ(b.dgain.scalar_type(), torch::kFloat);
+      EXPECT_LT(row_err(b.dw, f.dw), 1e-6);
+      EXPECT_LT(row_err(b.dgain.view({-1, 1}), f.dgain.view({-1, 1})), 1e-6);
+      // and both close to the fp64 op with the same (bf16-exact) gradient
+      const WsOut ref = ws_run(kFusedWs, w.to(torch::kDouble), gain.to(torch::kDouble), gb.to(torch::kDouble));
+      EXPECT_LT(max_abs(b.dw - ref.dw) / max_abs(ref.dw), 2e-7);
+      EXPECT_LT(max_abs(b.dgain - ref.dgain) / max_abs(ref.dgain), 2e-7);
+    }
+  }
+}
+
+TEST(FusedWs, OutDtypesTheKernelDoesNotWriteAreACastAndNonFloatThrows) {
+  torch::manual_seed(17);
+  auto w = ws_weight({16, 8, 3, 3}, torch::kDouble);
+  auto gain = torch::randn({16}, torch::kDouble);
+  auto g = torch::randn({16, 8, 3, 3}, torch::kDouble);
+  // fp64 weight asked for bf16: the fp64 kernel, then .to(bf16) (a ToCopyBackward carries the gradient back)
+  const WsOut b = ws_run(kFusedWsBf16, w, gain, g.to(torch::kBFloat16));
+  EXPECT_EQ(b.y.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(b.y, fused_standardize_weight(w, gain, 1e-4).to(torch::kBFloat16)));
+  EXPECT_EQ(b.dw.scalar_type(), torch::kDouble);
+  const WsOut d = ws_run(kFusedWs, w, gain, g.to(torch::kBFloat16).to(torch::kDouble));
+  EXPECT_LT(row_err(b.dw, d.dw), 1e-12);
+  EXPECT_LT(row_err(b.dgain.view({-1, 1}), d.dgain.view({-1, 1})), 1e-12);
+  // an explicit out_dtype equal to the weight's is the default
+  EXPECT_TRUE(torch::equal(fused_standardize_weight(w, gain, 1e-4, torch::kDouble), d.y));
+  // fp32 weight asked for fp64: the fp32 kernel, then the cast
+  auto wf = w.to(torch::kFloat), gf = gain.to(torch::kFloat);
+  auto y64 = fused_standardize_weight(wf, gf, 1e-4, torch::kDouble);
+  EXPECT_EQ(y64.scalar_type(), torch::kDouble);
+  EXPECT_TRUE(torch::equal(y64, fused_standardize_weight(wf, gf, 1e-4).to(torch::kDouble)));
+  // unsupported layout with an out_dtype: the composition, then the cast
+  auto wcl = wf.contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_TRUE(torch::equal(fused_standardize_weight(wcl, gf, 1e-4, torch::kBFloat16),
+                           ws_composition(wcl, gf, 1e-4).to(torch::kBFloat16)));
+  // a non-floating out_dtype is an error that names the argument
+  try {
+    fused_standardize_weight(wf, gf, 1e-4, torch::kInt);
+    ADD_FAILURE() << "no error for an integer out_dtype";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out_dtype must be a floating type"), std::string::npos) << e.what();
+  }
+}
+
+// Autograd graph below y: how many fused-WS nodes, and how many of them are fed by a cast node (ToCopyBackward:
+// the autocast cast of an fp32 standardised weight to bf16).
+struct WsGraph {
+  int ws_nodes = 0, ws_casts = 0;
+};
+WsGraph scan_ws_graph(const torch::Tensor& y) {
+  WsGraph r;
+  std::vector<torch::autograd::Node*> stack = {y.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  auto is_ws = [](const torch::autograd::Node* n) {
+    return n->name().find("StandardizeWeightFn") != std::string::npos;
+  };
+  while (!stack.empty()) {
+    torch::autograd::Node* n = stack.back();
+    stack.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    if (is_ws(n)) ++r.ws_nodes;
+    const bool cast = n->name().find("ToCopyBackward") != std::string::npos;
+    for (const auto& e : n->next_edges()) {
+      if (!e.function) continue;
+      if (cast && is_ws(e.function.get())) ++r.ws_casts;
+      stack.push_back(e.function.get());
+    }
+  }
+  return r;
+}
+
+// WSConv2dImpl::forward as it ran before the bf16 WS output: the fp32 fused WS, then conv2d (autocast casts it).
+torch::Tensor wsconv_cast_after_fp32_ws(WSConv2d& conv, const torch::Tensor& x, int64_t k, int64_t stride,
+                                        int64_t groups) {
+  const SamePad ph = same_padding(x.size(2), k, stride), pw = same_padding(x.size(3), k, stride);
+  const auto w_hat = fused_standardize_weight(conv->weight, conv->gain, 1e-4);  // [out, in/groups, k, k] fp32
+  auto padded = torch::constant_pad_nd(x, {pw.before, pw.after, ph.before, ph.after}, 0.0);
+  const std::vector<int64_t> strides = {stride, stride}, no_padding = {0, 0}, dilation = {1, 1};
+  return torch::conv2d(padded, w_hat, conv->bias, strides, no_padding, dilation, groups);
+}
+
+TEST(FusedWs, Bf16AutocastWSConvWritesTheBf16WeightAndMatchesCastAfterFp32) {
+  FusedSwitch sw(true);
+  // (in, out, kernel, stride, groups): symmetric SAME padding, asymmetric (stride 2), grouped, a 1x1
+  for (std::vector<int64_t> c : {std::vector<int64_t>{16, 24, 3, 1, 1}, {16, 32, 3, 2, 1}, {32, 32, 3, 1, 4},
+                                 {24, 48, 1, 1, 1}}) {
+    SCOPED_TRACE(torch::IntArrayRef(c));
+    torch::manual_seed(18);
+    WSConv2d conv(c[0], c[1], c[2], c[3], c[4]);
+    {
+      torch::NoGradGuard ng;
+      conv->gain.copy_(1 + 0.1 * torch::randn({c[1]}));
+      conv->bias.copy_(0.1 * torch::randn({c[1]}));
+    }
+    auto x = torch::randn({4, c[0], 9, 9}).contiguous(torch::MemoryFormat::ChannelsLast);
+    auto gy = torch::randn({4, c[1], (9 + c[3] - 1) / c[3], (9 + c[3] - 1) / c[3]});
+    EXPECT_EQ(conv->standardized_weight().scalar_type(), torch::kFloat);
+    auto run = [&](bool before) {
+      conv->zero_grad();
+      auto xl = x.clone().requires_grad_(true);
+      torch::Tensor y;
+      WsGraph graph;
+      {
+        train::AutocastScope ac(true);
+        if (!before) {
+          EXPECT_EQ(conv->standardized_weight().scalar_type(), torch::kBFloat16);
+        }
+        y = before ? wsconv_cast_after_fp32_ws(conv, xl, c[2], c[3], c[4]) : conv->forward(xl);
+        graph = scan_ws_graph(y);
+      }
+      y.backward(gy.to(y.scalar_type()));
+      return std::make_tuple(y.detach(), xl.grad(), conv->weight.grad().clone(), conv->gain.grad().clone(),
+                             conv->bias.grad().clone(), graph);
+    };
+    const auto [y0, dx0, dw0, dg0, db0, graph0] = run(true);
+    const auto [y1, dx1, dw1, dg1, db1, graph1] = run(false);
+    // the conv still runs in bf16 (input and bias cast by autocast) on the same bf16 weight bits
+    EXPECT_EQ(y1.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(y1, y0));
+    EXPECT_EQ(graph0.ws_nodes, 1);
+    EXPECT_EQ(graph0.ws_casts, 1);  // before: the weight cast
+    EXPECT_EQ(graph1.ws_nodes, 1);
+    EXPECT_EQ(graph1.ws_casts, 0);  // now: none
+    // gradients: the same bf16 conv gradients; the WS backward reads the weight's directly
+    EXPECT_EQ(dw1.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::equal(dx1, dx0));
+    EXPECT_TRUE(torch::equal(db1, db0));
+    EXPECT_LT(row_err(dw1, dw0), 1e-6);
+    EXPECT_LT(row_err(dg1.view({-1, 1}), dg0.view({-1, 1})), 1e-6);
+  }
+}
+
+// mini-F0 for 3-channel inputs and 5 classes.
+ModelConfig mini_f0_config() {
+  ModelConfig cfg;
+  cfg.name = "mini-F0";
+  cfg.num_classes = 5;
+  cfg.in_channels = 3;
+  return cfg;
+}
+
+TEST(FusedWs, Bf16AutocastMiniF0HasNoWeightCasts) {
+  FusedSwitch sw(true);
+  torch::manual_seed(19);
+  auto model = build_model(mini_f0_config());
+  model->train();
+  auto x = torch::randn({2, 3, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast);
+  train::AutocastScope ac(true);
+  const WsGraph graph = scan_ws_graph(model->forward(x));
+  EXPECT_GT(graph.ws_nodes, 10);
+  EXPECT_EQ(graph.ws_casts, 0);
 }
 
 // Whole network (mini-F0, with stochastic depth) in fp64: fused and unfused give the same loss and parameter
@@ -377,10 +595,7 @@ std::vector<torch::Tensor> network_grads(bool fused, torch::MemoryFormat fmt, to
                                          double* loss_out, double stochastic_depth = 0.5) {
   FusedSwitch sw(fused);
   torch::manual_seed(8);
-  ModelConfig cfg;
-  cfg.name = "mini-F0";
-  cfg.num_classes = 5;
-  cfg.in_channels = 3;
+  ModelConfig cfg = mini_f0_config();
   cfg.stochastic_depth = stochastic_depth;
   cfg.dropout = stochastic_depth > 0 ? -1.0 : 0.0;  // random draws differ between dtypes: off when comparing them
   auto model = build_model(cfg);

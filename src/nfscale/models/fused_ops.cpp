@@ -1,8 +1,10 @@
 // fused_ops.cpp - autograd functions for the fused scaled GELU, the fused residual tail and the fused weight
 // standardisation (see fused_ops.h), the fp64 scalar paths, the CPU self-check and the process-wide switch.
+// The WS rows are templated on the output / incoming-gradient element type: an fp32 weight can write its
+// standardised weight as bf16 (bf16 autocast: the conv then takes it without a cast) and read that output's bf16
+// gradient directly; statistics, sums and dw, dgain stay in double / the weight's dtype.
 #include "nfscale/models/fused_ops.h"
 
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "nfscale/models/fused_kernels.h"
@@ -233,48 +236,116 @@ inline double lane_sum(int64_t n, F term) {
 // (clamp_min(S, eps) passes its gradient where S >= eps, as here.)
 constexpr int kStats = 3;
 
-// One output channel: w, out [K]; writes out = gain r (w - mean) and st [3].
-template <typename T>
-void ws_fwd_row(const T* w, T* out, double gain, double eps, int64_t K, double* st) {
+// Reads of the WS rows widen to double (bf16: its bits are the top half of an fp32).
+inline double ws_load(float v) { return double(v); }
+inline double ws_load(double v) { return v; }
+inline double ws_load(c10::BFloat16 v) {
+  const uint32_t u = uint32_t(v.x) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return double(f);
+}
+
+// fp32 -> bf16 bits, rounded to nearest even (NaN -> 0x7FC0), as c10::BFloat16(float) does.
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return f != f ? uint16_t(0x7FC0) : uint16_t((u + ((u >> 16) & 1u) + 0x7FFFu) >> 16);
+}
+
+// The bf16 store of one fp32 row: w, out [K]; out_k = bf16(fp32(c (w_k - mean))), the fp32 row's value rounded once
+// more, so the bf16 output is bit for bit the fp32 output .to(kBFloat16). With SSE2 (this file's baseline ISA) the
+// rounding and the 32 -> 16 bit narrowing make this store about twice as slow as the fp32 one (all of F0's WS
+// weights: 44 ms, vs 32 ms for the fp32 store plus ATen's cast), so GCC / Clang also build AVX-512 and AVX2 clones
+// and pick one at load time (30 ms). Every clone gives the same bits (IEEE double sub/mul, integer rounding).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void ws_store_bf16_row(const float* w, uint16_t* out, double c, double mean, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) out[k] = bf16_bits(float(c * (double(w[k]) - mean)));
+}
+
+// One output channel: w, out [K] (out in OutT: T, or bf16 for fp32 T); writes out = gain r (w - mean) and st [3].
+template <typename T, typename OutT>
+void ws_fwd_row(const T* w, OutT* out, double gain, double eps, int64_t K, double* st) {
   const double mean = lane_sum(K, [&](int64_t k) { return double(w[k]); }) / double(K);
   const double S = lane_sum(K, [&](int64_t k) { const double u = double(w[k]) - mean; return u * u; });
   const double r = 1.0 / std::sqrt(std::max(S, eps));
   const double c = gain * r;
-  for (int64_t k = 0; k < K; ++k) out[k] = T(c * (double(w[k]) - mean));
+  if constexpr (std::is_same_v<OutT, c10::BFloat16>) {
+    static_assert(std::is_same_v<T, float>, "bf16 output from fp32 weights only");
+    ws_store_bf16_row(w, reinterpret_cast<uint16_t*>(out), c, mean, K);
+  } else {
+    for (int64_t k = 0; k < K; ++k) out[k] = OutT(c * (double(w[k]) - mean));
+  }
   st[0] = mean; st[1] = r; st[2] = S >= eps ? 1.0 : 0.0;
 }
 
-// One output channel: g, w, dw [K]; returns dgain = r sum_k g_k u_k and writes
+// One output channel: g [K] (G: T, or bf16 for fp32 T, read per element), w, dw [K]; returns
+// dgain = r sum_k g_k u_k and writes
 // dw = gain (r (g - mean(g)) - [S >= eps] r^3 u sum_k g_k u_k)   (dS/dw_j = 2 u_j since sum_k u_k = 0).
-template <typename T>
-double ws_bwd_row(const T* g, const T* w, T* dw, double gain, int64_t K, const double* st) {
+template <typename T, typename G>
+double ws_bwd_row(const G* g, const T* w, T* dw, double gain, int64_t K, const double* st) {
   const double mean = st[0], r = st[1];
-  const double sg = lane_sum(K, [&](int64_t k) { return double(g[k]); });
-  const double sgu = lane_sum(K, [&](int64_t k) { return double(g[k]) * (double(w[k]) - mean); });
+  const double sg = lane_sum(K, [&](int64_t k) { return ws_load(g[k]); });
+  const double sgu = lane_sum(K, [&](int64_t k) { return ws_load(g[k]) * (double(w[k]) - mean); });
   const double gmean = sg / double(K);
   const double a = gain * r, b = st[2] * gain * r * r * r * sgu;
-  for (int64_t k = 0; k < K; ++k) dw[k] = T(a * (double(g[k]) - gmean) - b * (double(w[k]) - mean));
+  for (int64_t k = 0; k < K; ++k) dw[k] = T(a * (ws_load(g[k]) - gmean) - b * (double(w[k]) - mean));
   return r * sgu;
 }
 
 // Output channels per parallel chunk: about kGrain weights.
 int64_t ws_grain(int64_t K) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)); }
 
+// All O rows: w [O, K] T, out [O, K] OutT, gain [O] T, stats [O, 3].
+template <typename T, typename OutT>
+void ws_fwd_rows(const Tensor& weight, const Tensor& gain, Tensor& out, double eps, double* st) {
+  const int64_t O = weight.size(0), K = weight.numel() / O;
+  const T *w = weight.data_ptr<T>(), *gn = gain.data_ptr<T>();
+  OutT* y = out.data_ptr<OutT>();
+  at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) ws_fwd_row(w + o * K, y + o * K, double(gn[o]), eps, K, st + o * kStats);
+  });
+}
+
+// All O rows: g [O, K] G, w, dw [O, K] T, gain, dgain [O] T, stats [O, 3].
+template <typename T, typename G>
+void ws_bwd_rows(const Tensor& g, const Tensor& weight, const Tensor& gain, Tensor& dw, Tensor& dgain,
+                 const double* st) {
+  const int64_t O = weight.size(0), K = weight.numel() / O;
+  const G* gp = g.data_ptr<G>();
+  const T *w = weight.data_ptr<T>(), *gn = gain.data_ptr<T>();
+  T *dwp = dw.data_ptr<T>(), *dgp = dgain.data_ptr<T>();
+  at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o)
+      dgp[o] = T(ws_bwd_row(gp + o * K, w + o * K, dwp + o * K, double(gn[o]), K, st + o * kStats));
+  });
+}
+
+// The output dtypes the kernel writes for a weight dtype: its own; bf16 too for fp32 (the bf16 autocast weight).
+bool ws_out_dtype_ok(at::ScalarType weight_dtype, at::ScalarType out_dtype) {
+  return out_dtype == weight_dtype || (weight_dtype == at::kFloat && out_dtype == at::kBFloat16);
+}
+
 class StandardizeWeightFn : public torch::autograd::Function<StandardizeWeightFn> {
  public:
-  // weight [O, I/g, kh, kw] contiguous, gain [O] contiguous, both fp32 or both fp64.
-  static Tensor forward(AutogradContext* ctx, const Tensor& weight, const Tensor& gain, double eps) {
-    const int64_t O = weight.size(0), K = weight.numel() / O;
-    Tensor out = at::empty_like(weight, at::MemoryFormat::Contiguous);              // [O, I/g, kh, kw]
+  // weight [O, I/g, kh, kw] contiguous, gain [O] contiguous, both fp32 or both fp64; out_dtype the weight's, or
+  // bf16 for fp32 weights (ws_out_dtype_ok). Returns [O, I/g, kh, kw] contiguous in out_dtype.
+  static Tensor forward(AutogradContext* ctx, const Tensor& weight, const Tensor& gain, double eps,
+                        at::ScalarType out_dtype) {
+    const int64_t O = weight.size(0);
+    // [O, I/g, kh, kw] in out_dtype
+    Tensor out = at::empty_like(weight, weight.options().dtype(out_dtype), at::MemoryFormat::Contiguous);
     Tensor stats = torch::empty({O, kStats}, weight.options().dtype(at::kDouble));  // [O, 3]
     double* st = stats.data_ptr<double>();
-    AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "fused_standardize_weight", [&] {
-      const scalar_t *w = weight.data_ptr<scalar_t>(), *gn = gain.data_ptr<scalar_t>();
-      scalar_t* y = out.data_ptr<scalar_t>();
-      at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
-        for (int64_t o = o0; o < o1; ++o) ws_fwd_row(w + o * K, y + o * K, double(gn[o]), eps, K, st + o * kStats);
-      });
-    });
+    if (weight.scalar_type() == at::kDouble) {
+      ws_fwd_rows<double, double>(weight, gain, out, eps, st);
+    } else if (out_dtype == at::kBFloat16) {
+      ws_fwd_rows<float, c10::BFloat16>(weight, gain, out, eps, st);
+    } else {
+      ws_fwd_rows<float, float>(weight, gain, out, eps, st);
+    }
     ctx->save_for_backward({weight, gain, stats});
     return out;
   }
@@ -282,21 +353,24 @@ class StandardizeWeightFn : public torch::autograd::Function<StandardizeWeightFn
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &weight = saved[0], &gain = saved[1], &stats = saved[2];  // [O, I/g, kh, kw], [O], [O, 3]
-    const int64_t O = weight.size(0), K = weight.numel() / O;
+    const auto wt = weight.scalar_type();
+    // The incoming gradient is read in its own dtype when the kernel takes it (the weight's, or bf16 for fp32
+    // weights: the bf16 autocast output's gradient), without a converted copy; any other dtype is converted.
     // conv2d's weight gradient can come channels_last: the rows must be in weight's (I/g, kh, kw) order.
-    const Tensor g = grads[0].to(weight.scalar_type()).contiguous();  // [O, I/g, kh, kw]
-    Tensor dw = at::empty_like(weight, at::MemoryFormat::Contiguous);  // [O, I/g, kh, kw]
+    Tensor g = grads[0];  // [O, I/g, kh, kw]
+    if (!ws_out_dtype_ok(wt, g.scalar_type())) g = g.to(wt);
+    g = g.contiguous();
+    Tensor dw = at::empty_like(weight, at::MemoryFormat::Contiguous);  // [O, I/g, kh, kw], weight's dtype
     Tensor dgain = at::empty_like(gain);                                // [O]
     const double* st = stats.data_ptr<double>();
-    AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "fused_standardize_weight_backward", [&] {
-      const scalar_t *w = weight.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>(), *gn = gain.data_ptr<scalar_t>();
-      scalar_t *dwp = dw.data_ptr<scalar_t>(), *dgp = dgain.data_ptr<scalar_t>();
-      at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
-        for (int64_t o = o0; o < o1; ++o)
-          dgp[o] = scalar_t(ws_bwd_row(gp + o * K, w + o * K, dwp + o * K, double(gn[o]), K, st + o * kStats));
-      });
-    });
-    return {dw, dgain, Tensor()};
+    if (wt == at::kDouble) {
+      ws_bwd_rows<double, double>(g, weight, gain, dw, dgain, st);
+    } else if (g.scalar_type() == at::kBFloat16) {
+      ws_bwd_rows<float, c10::BFloat16>(g, weight, gain, dw, dgain, st);
+    } else {
+      ws_bwd_rows<float, float>(g, weight, gain, dw, dgain, st);
+    }
+    return {dw, dgain, Tensor(), Tensor()};
   }
 };
 
@@ -433,10 +507,18 @@ bool fused_standardize_weight_supports(const Tensor& weight, const Tensor& gain)
          gain.device().is_cpu() && gain.dim() == 1 && gain.numel() == weight.size(0) && gain.is_contiguous();
 }
 
-Tensor fused_standardize_weight(const Tensor& weight, const Tensor& gain, double eps) {
+Tensor fused_standardize_weight(const Tensor& weight, const Tensor& gain, double eps,
+                                c10::optional<at::ScalarType> out_dtype) {
+  TORCH_CHECK(!out_dtype || at::isFloatingType(*out_dtype),
+              "fused_standardize_weight: out_dtype must be a floating type, got ", *out_dtype);
+  const auto st = weight.scalar_type();
+  const auto to_out = [&](const Tensor& y) { return out_dtype ? y.to(*out_dtype) : y; };
   // (standardize_weight takes this path only for supported inputs, so the fallback cannot come back here)
-  if (!fused_standardize_weight_supports(weight, gain)) return standardize_weight(weight, gain, eps);
-  return StandardizeWeightFn::apply(weight, gain, eps);
+  if (!fused_standardize_weight_supports(weight, gain)) return to_out(standardize_weight(weight, gain, eps));
+  // an output dtype the kernel does not write (fp64 -> bf16, fp32 -> fp64, ...): the kernel's own dtype, then a cast
+  if (out_dtype && !ws_out_dtype_ok(st, *out_dtype))
+    return to_out(StandardizeWeightFn::apply(weight, gain, eps, st));
+  return StandardizeWeightFn::apply(weight, gain, eps, out_dtype.value_or(st));
 }
 
 }  // namespace nfscale::models

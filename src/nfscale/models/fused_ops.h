@@ -1,7 +1,8 @@
 // fused_ops.h - fused ops of the NFNet block as custom autograd functions with hand-written backward passes
 // (kernels: fused_kernels.h): the scaled GELU and the residual tail (any dense layout, NCHW or channels_last; fp32,
 // bf16 with fp32 math, fp64 scalar reference math used by the gradient checks), scaled weight standardisation
-// (fp32/fp64), and the process-wide switch between them and the unfused composition of ATen ops.
+// (fp32/fp64, and fp32 weights to a bf16 result for bf16 autocast), and the process-wide switch between them and
+// the unfused composition of ATen ops.
 #pragma once
 #include <torch/types.h>
 
@@ -35,10 +36,16 @@ torch::Tensor fused_residual_tail(const torch::Tensor& shortcut, const torch::Te
 // Scaled weight standardisation (layers.h standardize_weight) in one pass forward and one backward, per output
 // channel o of w viewed as [O, K], K = I/g * kh * kw:
 //   u_ok = w_ok - mean_k w_ok,  S_o = sum_k u_ok^2,  r_o = 1 / sqrt(max(S_o, eps)),  w_hat_ok = gain_o r_o u_ok.
-// weight [O, I/g, kh, kw] contiguous fp32/fp64, gain [O] same dtype -> w_hat [O, I/g, kh, kw] contiguous, same
-// dtype. Sums in double. Gradients flow to weight and gain (below the floor, S_o < eps, r_o is constant).
-// Any other input (dtype, layout, device) takes the unfused standardize_weight.
-torch::Tensor fused_standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps);
+// weight [O, I/g, kh, kw] contiguous fp32/fp64, gain [O] same dtype -> w_hat [O, I/g, kh, kw] contiguous, in
+// out_dtype (default: the weight's). Sums in double. Gradients flow to weight and gain (below the floor, S_o < eps,
+// r_o is constant); dw and dgain are in the weight's dtype.
+// bf16 output (fp32 weights only; what standardize_weight asks for under CPU bf16 autocast, so the conv gets the
+// weight it would have cast): the fp32 value rounded once to nearest even, bit for bit w_hat.to(kBFloat16); its
+// incoming gradient is read as bf16 (no fp32 copy). Any other out_dtype the kernel does not write (fp64 weight to
+// bf16, fp32 to fp64) is the kernel in the weight's dtype then .to(out_dtype); a non-floating out_dtype throws.
+// Any other input (dtype, layout, device) takes the unfused standardize_weight (then .to(out_dtype)).
+torch::Tensor fused_standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps,
+                                       c10::optional<at::ScalarType> out_dtype = c10::nullopt);
 // Whether fused_standardize_weight runs its own kernel for these inputs (else it is the unfused composition).
 bool fused_standardize_weight_supports(const torch::Tensor& weight, const torch::Tensor& gain);
 

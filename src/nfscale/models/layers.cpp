@@ -2,6 +2,7 @@
 // squeeze-excite, stochastic depth, and their counting-mode short cuts.
 #include "nfscale/models/layers.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -79,10 +80,17 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x) {
 }
 
 torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
-  // weight [O, I/g, kh, kw]; statistics per output channel. fp32/fp64 contiguous weights (under bf16 autocast the
-  // fp32 master; the result stays fp32 and the conv casts it) take the fused op when the fused ops are on.
-  if (fused_ops_enabled() && fused_standardize_weight_supports(weight, gain))
+  // weight [O, I/g, kh, kw]; statistics per output channel. fp32/fp64 contiguous weights take the fused op when the
+  // fused ops are on. Under CPU bf16 autocast the fp32 master weight standardises straight to bf16 (the dtype the
+  // conv would cast it to, same bits): no weight cast in forward, no gradient cast in backward. The composition
+  // below keeps its input dtype (the conv casts it).
+  if (fused_ops_enabled() && fused_standardize_weight_supports(weight, gain)) {
+    const bool bf16_autocast =
+        at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+    if (bf16_autocast && weight.scalar_type() == torch::kFloat)
+      return fused_standardize_weight(weight, gain, eps, at::kBFloat16);  // [O, I/g, kh, kw] bf16
     return fused_standardize_weight(weight, gain, eps);
+  }
   const int64_t fan_in = weight[0].numel();
   auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);                      // [O,1,1,1]
   auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);    // [O,1,1,1]
