@@ -5,7 +5,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 
 #include "nfscale/models/cost_counter.h"
 #include "nfscale/models/fused_ops.h"
@@ -113,6 +115,28 @@ WSConv2dImpl::WSConv2dImpl(int64_t in_channels, int64_t out_channels, int64_t ke
   bias = register_parameter("bias", torch::zeros({out_channels}));
 }
 
+namespace {
+
+std::atomic<int64_t> g_pointwise_gemm_max_pixels{[] {
+  const char* env = std::getenv("NFSCALE_POINTWISE_GEMM_MAX_PIXELS");
+  return env ? std::max<int64_t>(0, std::atoll(env)) : int64_t(64);
+}()};
+
+// True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
+bool pointwise_gemm_applies(const torch::Tensor& x) {
+  const bool bf16 = x.scalar_type() == torch::kBFloat16 ||
+                    (at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16 &&
+                     x.scalar_type() == torch::kFloat);
+  return bf16 && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
+         x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) && fused_ops_enabled();
+}
+
+}  // namespace
+
+int64_t pointwise_gemm_max_pixels() { return g_pointwise_gemm_max_pixels.load(); }
+void set_pointwise_gemm_max_pixels(int64_t pixels) { g_pointwise_gemm_max_pixels.store(std::max<int64_t>(0, pixels)); }
+
 torch::Tensor WSConv2dImpl::standardized_weight() const { return standardize_weight(weight, gain); }
 
 torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
@@ -125,6 +149,12 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
     return torch::empty({x.size(0), out_channels_, ph.out, pw.out}, x.options());
   }
   const auto w_hat = standardized_weight();  // [out, in/groups, k, k]
+  if (kernel_ == 1 && stride_ == 1 && groups_ == 1 && pointwise_gemm_applies(x)) {
+    const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
+    const auto rows = x.permute({0, 2, 3, 1}).reshape({B * H * W, in_channels_});  // [BHW, in], a view (channels_last)
+    const auto y = torch::linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]
+    return y.view({B, H, W, out_channels_}).permute({0, 3, 1, 2});  // [B, out, H, W], channels_last strides
+  }
   const std::vector<int64_t> stride = {stride_, stride_}, dilation = {1, 1};
   if (ph.before == ph.after && pw.before == pw.after) {
     // Symmetric SAME padding (always the case at stride 1 with odd kernels): let the conv pad.

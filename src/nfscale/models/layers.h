@@ -46,6 +46,16 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x);
 //   fan_in = I/g * kh * kw.
 torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps = 1e-4);
 
+// Pointwise (1x1, stride 1, ungrouped) convolutions on channels_last bf16 maps of at most this many pixels (H*W)
+// run as one GEMM, [B*H*W, in] x [in, out], through at::linear (oneDNN's bf16 matmul) instead of oneDNN's
+// convolution: measured 1.3x (4x4 maps) to 2.5x (2x2) faster forward + backward for F0's 1536<->768 layers, and up to
+// 5x for the mini ladder's 4x4 layers at batch 128 (docs/performance.md). Same arithmetic (bf16 products, fp32
+// accumulation); the conv route stays for fp32 (LibTorch's fp32 GEMM is single-threaded OpenBLAS here), NCHW, larger
+// maps, and whenever the fused ops are off (fused_ops.h). Default 64; 0 disables. Env NFSCALE_POINTWISE_GEMM_MAX_PIXELS
+// sets the initial value.
+int64_t pointwise_gemm_max_pixels();
+void set_pointwise_gemm_max_pixels(int64_t pixels);
+
 // Conv2d with scaled WS, learnable per-output gain (init 1) and bias (init 0), TF 'SAME' padding.
 // Weight init: variance scaling (fan_in, normal, scale 1) = N(0, 1/fan_in). With init_weights=false the
 // weight is left uninitialised (torch::empty): for counting or before loading a checkpoint.
