@@ -47,7 +47,10 @@ TEST(ToChannelsLast, OneChannelNetworkRunsChannelsLastInEveryBlock) {
     if (p.key().find("skip_gain") != std::string::npos) p.value().data().fill_(0.5);  // branches do real work
   net->eval();  // no dropout: NCHW and channels_last runs must agree
   auto x = torch::randn({4, 1, 32, 32});
-  const bool was_fused = fused_ops_enabled();
+  struct Restore {  // the fused-ops switch, also when an assertion returns early
+    bool saved = fused_ops_enabled();
+    ~Restore() { set_fused_ops(saved); }
+  } restore;
   for (bool fused : {true, false}) {
     SCOPED_TRACE(fused ? "fused" : "unfused");
     set_fused_ops(fused);
@@ -72,7 +75,6 @@ TEST(ToChannelsLast, OneChannelNetworkRunsChannelsLastInEveryBlock) {
       ++k;
     }
   }
-  set_fused_ops(was_fused);
 }
 
 }  // namespace

@@ -14,6 +14,13 @@
 namespace nfscale::models {
 namespace {
 
+// Sets the fused-ops switch, restoring it on scope exit (also when an assertion returns early).
+struct FusedSwitch {
+  bool saved = fused_ops_enabled();
+  explicit FusedSwitch(bool on) { set_fused_ops(on); }
+  ~FusedSwitch() { set_fused_ops(saved); }
+};
+
 // Restores the pixel limit on scope exit.
 struct PixelLimit {
   int64_t saved = pointwise_gemm_max_pixels();
@@ -67,10 +74,24 @@ TEST(PointwiseGemm, RouteIsTakenExactlyWhenDocumented) {
     PixelLimit off(0);
     EXPECT_NE(run(conv, x4, g4, true).node.find("Convolution"), std::string::npos);    // disabled
   }
-  const bool was = fused_ops_enabled();
-  set_fused_ops(false);
-  EXPECT_NE(run(conv, x4, g4, true).node.find("Convolution"), std::string::npos);      // fused ops off
-  set_fused_ops(was);
+  {
+    FusedSwitch off(false);
+    EXPECT_NE(run(conv, x4, g4, true).node.find("Convolution"), std::string::npos);    // fused ops off
+  }
+  // bf16 tensors without autocast take the route too.
+  WSConv2d b16(16, 8, 1);
+  b16->to(torch::kBFloat16);
+  auto xb = to_channels_last(torch::randn({2, 16, 4, 4}).to(torch::kBFloat16)).requires_grad_(true);
+  auto yb = b16->forward(xb);  // [2, 8, 4, 4] bf16
+  EXPECT_NE(std::string(yb.grad_fn()->name()).find("Permute"), std::string::npos);
+  EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(yb.suggest_memory_format(), torch::MemoryFormat::ChannelsLast);
+  {
+    PixelLimit off(0);
+    EXPECT_TRUE(torch::allclose(yb.to(torch::kFloat), b16->forward(xb).to(torch::kFloat), 2e-2, 2e-2));
+  }
+  // A wrong channel count gets the layer's own message on this route as on the conv route.
+  EXPECT_THROW(run(conv, to_channels_last(torch::randn({2, 12, 4, 4})), g4, true), c10::Error);
 }
 
 TEST(PointwiseGemm, AsAccurateAsTheConvolutionAgainstFp64) {

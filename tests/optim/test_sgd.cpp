@@ -88,7 +88,9 @@ void run_against_formula(SgdAgcOptions opt) {
 TEST(SgdAgc, FusedMatchesAtenInFloat) {
   for (bool nesterov : {true, false}) {
     std::vector<ParamSpec> a, b;
-    const std::vector<std::vector<int64_t>> shapes = {{64, 32, 3, 3}, {512, 96, 1, 1}, {64}, {}, {10, 384}};
+    // (unit lengths 288, 96, whole, whole, 384, and 27: the last runs the norms' 8-lane loop and its remainder)
+    const std::vector<std::vector<int64_t>> shapes = {{64, 32, 3, 3}, {512, 96, 1, 1}, {64}, {}, {10, 384},
+                                                      {16, 3, 3, 3}};
     for (size_t i = 0; i < shapes.size(); ++i) {
       const torch::Tensor w = randn_double(shapes[i], 50 + i, 0.1).to(torch::kFloat);
       a.push_back(spec("p" + std::to_string(i), w, i % 2 == 0, i != 4));

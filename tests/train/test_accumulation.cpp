@@ -132,6 +132,24 @@ TEST(Accumulation, UnequalMicroBatchesAreWeightedBySize) {
   for (size_t i = 0; i < sa.size(); ++i) EXPECT_LT(rel_diff(sb[i].param.grad(), sa[i].param.grad()), 1e-12) << sa[i].name;
 }
 
+TEST(Accumulation, EveryParameterLeavesWithAGradientEvenIfNoBackwardReachesIt) {
+  // accumulate_gradients hands autograd's buffers over (clear_grads) and must then give a zero grad to any
+  // parameter the loss does not reach, so that the step still decays it and moves its momentum (as zero_grad did).
+  auto m = double_model(5);
+  auto specs = specs_of(*m);
+  auto stray = torch::ones({3}, torch::kFloat64).requires_grad_(true);  // in the optimiser, not in the model
+  specs.push_back({"stray", stray, /*weight_decay=*/true, /*agc=*/false});
+  optim::SgdAgc opt(specs);
+  for (int step = 0; step < 2; ++step) {  // the second call starts from the handed-over buffers of the first
+    accumulate_gradients(*m, split(synthetic_batch(8, 40 + step), 2), 8, false, false, opt);
+    for (const auto& s : specs) ASSERT_TRUE(s.param.grad().defined()) << s.name;
+    EXPECT_EQ(stray.grad().abs().sum().item<double>(), 0.0);
+    EXPECT_GT(specs[0].param.grad().abs().sum().item<double>(), 0.0);
+    opt.step(0.1);
+  }
+  EXPECT_LT(stray.max().item<double>(), 1.0);  // weight decay moved it
+}
+
 TEST(Accumulation, SoftCrossEntropyMatchesHandFormula) {
   // logits [2,3], targets [2,3]: loss = -mean_b sum_k t_bk log softmax(z_b)_k, computed by hand.
   auto z = torch::tensor({{1.0, 2.0, 0.5}, {-1.0, 0.0, 3.0}}, torch::kFloat64);

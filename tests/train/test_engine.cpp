@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "nfscale/optim/sgd_agc.h"
@@ -158,6 +159,25 @@ TEST(Resume, StoredConfigWinsOverTheCommandLine) {
   const auto lines = train_lines(dir);
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_DOUBLE_EQ(lines[2]["lr"].get<double>(), 0.1 * 16 / 256.0 * 0.5 * (1 + std::cos(M_PI * 2 / 3)));
+}
+
+TEST(Resume, AutoPrecisionIsResolvedOnceAndStoredAndOldAutoRunsResumeInFp32) {
+  const std::string dir = fresh_dir("auto_prec");
+  TrainConfig c = small_config(dir, 64, 16);  // 4 steps
+  c.precision = "auto";
+  ASSERT_TRUE(run_training(c, false, stop_after(2)).interrupted);
+  auto stored = [&] {
+    return config_from_json(nlohmann::json::parse(slurp(dir + "/config.json")), dir + "/config.json");
+  };
+  EXPECT_EQ(stored().precision, resolve_precision("auto", "mini-F0"));  // the choice, not "auto"
+  // A run dir written before "auto" was resolved at the start: its stored "auto" meant fp32, and resumes as fp32.
+  auto j = nlohmann::json::parse(slurp(dir + "/config.json"));
+  j["precision"] = "auto";
+  { std::ofstream(dir + "/config.json") << j.dump(2); }
+  TrainConfig other = c;
+  other.precision = "bf16";  // the resuming command line does not override the stored choice
+  EXPECT_TRUE(run_training(other, true).completed);
+  EXPECT_EQ(stored().precision, "fp32");
 }
 
 TEST(Resume, WithoutCheckpointStartsFresh) {

@@ -61,7 +61,7 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   g->add_option("--activation", c.activation, "Activation: gelu, relu or silu (gamma-scaled)")->capture_default_str()
       ->group("Model");
   g->add_option("--precision", c.precision, "auto | fp32 | bf16 (auto = bf16 autocast for full-size members F0..F7+ on a CPU with avx512_bf16, "
-                "fp32 for the mini ladder, which is faster in fp32)")
+                "fp32 for the mini ladder, where both are equally fast); resolved once and stored in the run dir")
       ->capture_default_str()->group("Speed");
   g->add_option("--channels-last", c.channels_last, "Use channels_last memory format")->capture_default_str()
       ->group("Speed");

@@ -150,6 +150,7 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
   }
   const auto w_hat = standardized_weight();  // [out, in/groups, k, k]
   if (kernel_ == 1 && stride_ == 1 && groups_ == 1 && pointwise_gemm_applies(x)) {
+    TORCH_CHECK(x.size(1) == in_channels_, "WSConv2d: expected ", in_channels_, " input channels, got ", x.sizes());
     const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
     const auto rows = x.permute({0, 2, 3, 1}).reshape({B * H * W, in_channels_});  // [BHW, in], a view (channels_last)
     const auto y = torch::linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]

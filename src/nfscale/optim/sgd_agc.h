@@ -56,7 +56,8 @@ class SgdAgc {
   // step). Follow the backward passes with zero_missing_grads(): step() skips params whose grad is undefined.
   void clear_grads();
   // Gives a zero grad to every param the backward passes did not reach, so that after clear_grads() + backward
-  // the step updates exactly the params (and momentum buffers) it would after zero_grad() + backward.
+  // the step updates exactly the params (and momentum buffers) it would after zero_grad() + backward (bit for bit,
+  // up to the sign of zero gradient entries: 0 + -0.0 is +0.0).
   void zero_missing_grads();
 
   // Momentum buffers + step count. load() checks names/shapes/dtypes against this optimiser and throws UserError

@@ -38,7 +38,8 @@ struct TrainConfig {
   double stochastic_depth = 0.0;
   double dropout = -1.0;         // -1 = model default
   std::string activation = "gelu";
-  std::string precision = "auto";  // auto | fp32 | bf16 (auto: bf16 where the CPU has avx512_bf16)
+  std::string precision = "auto";  // auto | fp32 | bf16 (auto: resolve_precision in trainer.h; the run dir stores the
+                                   // resolved value)
   bool channels_last = true;
 
   // SAM (fine-tuning).

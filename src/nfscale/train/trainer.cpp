@@ -73,9 +73,10 @@ bool cpu_has_bf16() {
 }
 
 std::string resolve_precision(const std::string& precision, const std::string& model) {
-  // Measured (docs/performance.md, `nfscale bench`, channels_last): the mini ladder trains as fast or faster in fp32
-  // (mini-F3 @32: fp32 902 vs bf16 880 img/s) - its convolutions are too small for bf16 to pay for the casts - while
-  // the full-size members gain from bf16 where the CPU has native bf16 (F0 @64: bf16 46 vs fp32 38 img/s).
+  // Measured (docs/performance.md, `nfscale bench`, channels_last, final session-3 code): on the mini ladder fp32
+  // and bf16 are equally fast within the run-to-run noise (mini-F3 @32: fp32 1005 vs bf16 1027 img/s), so "auto"
+  // keeps fp32 there (no bf16 rounding for free); the full-size members gain from bf16 where the CPU has native
+  // bf16 (F0 @64: bf16 51 vs fp32 37 img/s).
   if (precision != "auto") return precision;
   const bool mini = model.rfind("mini-", 0) == 0;
   return !mini && cpu_has_bf16() ? "bf16" : "fp32";
@@ -99,8 +100,6 @@ nlohmann::json to_json(const TrainResult& r) {
 TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHooks& hooks) {
   TrainConfig cfg = cfg_in;
   cfg.validate();
-  const std::string precision = resolve_precision(cfg.precision, cfg.model);
-  const bool bf16 = precision == "bf16";
   make_dirs(cfg.run_dir);
   const std::string ckpt_path = (fs::path(cfg.run_dir) / "checkpoint.pt").string();
   const std::string metrics_path = (fs::path(cfg.run_dir) / "metrics.jsonl").string();
@@ -114,7 +113,15 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     stored.checkpoint_steps = cfg.checkpoint_steps;
     stored.loader_threads = cfg.loader_threads;
     cfg = stored;
+    // Run dirs written before "auto" was resolved at the start always ran fp32 (auto's meaning until session 3):
+    // keep that, whatever this host's CPU would choose now.
+    if (cfg.precision == "auto") cfg.precision = "fp32";
   }
+  // "auto" is resolved once, when the run starts, and the stored config records the choice: a resumed run keeps
+  // its precision even on a host whose CPU would resolve "auto" differently.
+  cfg.precision = resolve_precision(cfg.precision, cfg.model);
+  const std::string precision = cfg.precision;
+  const bool bf16 = precision == "bf16";
   write_file_atomic(config_path, to_json(cfg).dump(2) + "\n");
   // Temp files of checkpoint writes interrupted by kill -9 (the checkpoint itself is always the previous good one).
   for (const auto& entry : fs::directory_iterator(cfg.run_dir)) {

@@ -53,11 +53,12 @@ struct TrainResult {
 // Writes <run_dir>/config.json, checkpoint.pt, metrics.jsonl, and on completion weights.pt and result.json.
 TrainResult run_training(const TrainConfig& config, bool resume, const TrainHooks& hooks = {});
 
-// True if the CPU supports avx512_bf16 (bf16 autocast is then worthwhile).
+// True if the CPU supports avx512_bf16 (native bf16 GEMMs: bf16 autocast pays off for the full-size members).
 bool cpu_has_bf16();
 
 // Resolves precision "auto" for `model` (a registry name): "bf16" for the full-size members (F0..F7, F+) on a CPU
 // with avx512_bf16, "fp32" for the mini ladder or without avx512_bf16. "fp32"/"bf16" are returned unchanged.
+// run_training resolves it once at the start and stores the result in the run dir's config.json.
 std::string resolve_precision(const std::string& precision, const std::string& model);
 
 nlohmann::json to_json(const TrainResult& r);
