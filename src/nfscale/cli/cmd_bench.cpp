@@ -25,6 +25,7 @@
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/data/loader.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/layers.h"
 #include "nfscale/models/memory_format.h"
 #include "nfscale/models/nfnet.h"
 #include "nfscale/models/registry.h"
@@ -420,9 +421,11 @@ void run(const BenchOptions& o) {
   const int threads = at::get_num_threads();
   const char* wait = std::getenv("OMP_WAIT_POLICY");
   std::printf("nfscale bench: %d threads, OpenBLAS threads %d, OMP_WAIT_POLICY=%s (the peer inherits it), CPU %s, "
-              "%s; each side runs its fastest precision x layout setting (--precision %s); load %s\n",
+              "%s, pointwise-GEMM route up to %lld px; each side runs its fastest precision x layout setting "
+              "(--precision %s); load %s\n",
               threads, blas_threads(), wait ? wait : "(unset)", cpu_features().describe().c_str(),
-              models::fused_ops_status().c_str(), o.precision.c_str(), load_string().c_str());
+              models::fused_ops_status().c_str(), static_cast<long long>(models::pointwise_gemm_max_pixels()),
+              o.precision.c_str(), load_string().c_str());
   nlohmann::json all = nlohmann::json::array();
   for (const auto& s : o.cases) all.push_back(run_case(o, parse_case(s), peer, threads));
   if (!o.json_out.empty()) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "nfscale/models/cost_counter.h"
@@ -117,10 +118,24 @@ WSConv2dImpl::WSConv2dImpl(int64_t in_channels, int64_t out_channels, int64_t ke
 
 namespace {
 
-std::atomic<int64_t> g_pointwise_gemm_max_pixels{[] {
+constexpr int64_t kDefaultPointwiseGemmMaxPixels = 64;
+
+// NFSCALE_POINTWISE_GEMM_MAX_PIXELS: a non-negative integer; anything else keeps the default, with a warning that
+// names the variable (read once, at start-up, where throwing is not an option).
+int64_t pointwise_gemm_pixels_from_env() {
   const char* env = std::getenv("NFSCALE_POINTWISE_GEMM_MAX_PIXELS");
-  return env ? std::max<int64_t>(0, std::atoll(env)) : int64_t(64);
-}()};
+  if (!env) return kDefaultPointwiseGemmMaxPixels;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  if (end == env || *end != '\0' || v < 0) {
+    std::fprintf(stderr, "nfscale: NFSCALE_POINTWISE_GEMM_MAX_PIXELS='%s' is not a non-negative integer; using %lld "
+                 "(0 turns the GEMM route off)\n", env, static_cast<long long>(kDefaultPointwiseGemmMaxPixels));
+    return kDefaultPointwiseGemmMaxPixels;
+  }
+  return v;
+}
+
+std::atomic<int64_t> g_pointwise_gemm_max_pixels{pointwise_gemm_pixels_from_env()};
 
 // True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
 bool pointwise_gemm_applies(const torch::Tensor& x) {

@@ -23,6 +23,7 @@
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
 #include "nfscale/train/step.h"
+#include "nfscale/util/cpu_features.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/progress.h"
@@ -64,13 +65,7 @@ std::vector<optim::ParamSpec> param_specs(models::ClassifierImpl& model) {
 
 }  // namespace
 
-bool cpu_has_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) return line.find("avx512_bf16") != std::string::npos;
-  return false;
-}
+bool cpu_has_bf16() { return cpu_features().avx512_bf16; }  // CPUID + XGETBV (util/cpu_features.h)
 
 std::string resolve_precision(const std::string& precision, const std::string& model) {
   // Measured (docs/performance.md, `nfscale bench`, channels_last, final session-3 code): on the mini ladder fp32
