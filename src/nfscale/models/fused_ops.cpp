@@ -236,22 +236,10 @@ inline double lane_sum(int64_t n, F term) {
 // (clamp_min(S, eps) passes its gradient where S >= eps, as here.)
 constexpr int kStats = 3;
 
-// Reads of the WS rows widen to double (bf16: its bits are the top half of an fp32).
+// Reads of the WS rows widen to double (bf16: exactly, through c10's bits-to-fp32 conversion).
 inline double ws_load(float v) { return double(v); }
 inline double ws_load(double v) { return v; }
-inline double ws_load(c10::BFloat16 v) {
-  const uint32_t u = uint32_t(v.x) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return double(f);
-}
-
-// fp32 -> bf16 bits, rounded to nearest even (NaN -> 0x7FC0), as c10::BFloat16(float) does.
-inline uint16_t bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return f != f ? uint16_t(0x7FC0) : uint16_t((u + ((u >> 16) & 1u) + 0x7FFFu) >> 16);
-}
+inline double ws_load(c10::BFloat16 v) { return double(c10::detail::f32_from_bits(v.x)); }
 
 // The bf16 store of one fp32 row: w, out [K]; out_k = bf16(fp32(c (w_k - mean))), the fp32 row's value rounded once
 // more, so the bf16 output is bit for bit the fp32 output .to(kBFloat16). With SSE2 (this file's baseline ISA) the
@@ -262,7 +250,8 @@ inline uint16_t bf16_bits(float f) {
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 void ws_store_bf16_row(const float* w, uint16_t* out, double c, double mean, int64_t K) {
-  for (int64_t k = 0; k < K; ++k) out[k] = bf16_bits(float(c * (double(w[k]) - mean)));
+  // c10's own fp32 -> bf16 rounding (nearest even, NaN -> 0x7FC0), the one .to(kBFloat16) uses
+  for (int64_t k = 0; k < K; ++k) out[k] = c10::detail::round_to_nearest_even(float(c * (double(w[k]) - mean)));
 }
 
 // One output channel: w, out [K] (out in OutT: T, or bf16 for fp32 T); writes out = gain r (w - mean) and st [3].

@@ -82,15 +82,22 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x) {
   return torch::avg_pool2d(x, {2, 2}, {2, 2}, {0, 0}, /*ceil_mode=*/true, /*count_include_pad=*/false);
 }
 
+namespace {
+
+// True inside a CPU autocast scope whose lower-precision dtype is bf16 (train::AutocastScope).
+bool cpu_bf16_autocast() {
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+}
+
+}  // namespace
+
 torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
   // weight [O, I/g, kh, kw]; statistics per output channel. fp32/fp64 contiguous weights take the fused op when the
   // fused ops are on. Under CPU bf16 autocast the fp32 master weight standardises straight to bf16 (the dtype the
   // conv would cast it to, same bits): no weight cast in forward, no gradient cast in backward. The composition
   // below keeps its input dtype (the conv casts it).
   if (fused_ops_enabled() && fused_standardize_weight_supports(weight, gain)) {
-    const bool bf16_autocast =
-        at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
-    if (bf16_autocast && weight.scalar_type() == torch::kFloat)
+    if (cpu_bf16_autocast() && weight.scalar_type() == torch::kFloat)
       return fused_standardize_weight(weight, gain, eps, at::kBFloat16);  // [O, I/g, kh, kw] bf16
     return fused_standardize_weight(weight, gain, eps);
   }
@@ -139,9 +146,7 @@ std::atomic<int64_t> g_pointwise_gemm_max_pixels{pointwise_gemm_pixels_from_env(
 
 // True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
 bool pointwise_gemm_applies(const torch::Tensor& x) {
-  const bool bf16 = x.scalar_type() == torch::kBFloat16 ||
-                    (at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16 &&
-                     x.scalar_type() == torch::kFloat);
+  const bool bf16 = x.scalar_type() == torch::kBFloat16 || (cpu_bf16_autocast() && x.scalar_type() == torch::kFloat);
   return bf16 && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
          x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
          x.is_contiguous(at::MemoryFormat::ChannelsLast) && fused_ops_enabled();

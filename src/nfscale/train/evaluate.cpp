@@ -6,8 +6,8 @@
 
 #include "nfscale/data/dataset.h"
 #include "nfscale/data/loader.h"
-#include "nfscale/models/memory_format.h"
 #include "nfscale/models/classifier.h"
+#include "nfscale/models/memory_format.h"
 #include "nfscale/train/autocast.h"
 
 namespace nfscale::train {

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -23,8 +22,8 @@
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
 #include "nfscale/train/step.h"
-#include "nfscale/util/cpu_features.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/util/cpu_features.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/progress.h"
 #include "nfscale/util/rng.h"
