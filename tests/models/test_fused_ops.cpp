@@ -20,18 +20,14 @@
 #include "nfscale/models/registry.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/util/cpu_features.h"
+#include "models_test_util.h"
 
 namespace nfscale::models {
 namespace {
 
 constexpr double kGamma = 1.7015043497085571;
 
-// Restores the process-wide switch after a test.
-struct FusedSwitch {
-  bool before = fused_ops_enabled();
-  explicit FusedSwitch(bool on) { set_fused_ops(on); }
-  ~FusedSwitch() { set_fused_ops(before); }
-};
+using test::FusedSwitch;
 
 torch::Tensor unfused_gelu(const torch::Tensor& x, double scale) { return torch::gelu(x, "tanh") * kGamma * (scale / kGamma); }
 

@@ -8,6 +8,7 @@
 #include "nfscale/models/memory_format.h"
 #include "nfscale/models/nfnet.h"
 #include "nfscale/models/registry.h"
+#include "models_test_util.h"
 
 namespace nfscale::models {
 namespace {
@@ -47,13 +48,9 @@ TEST(ToChannelsLast, OneChannelNetworkRunsChannelsLastInEveryBlock) {
     if (p.key().find("skip_gain") != std::string::npos) p.value().data().fill_(0.5);  // branches do real work
   net->eval();  // no dropout: NCHW and channels_last runs must agree
   auto x = torch::randn({4, 1, 32, 32});
-  struct Restore {  // the fused-ops switch, also when an assertion returns early
-    bool saved = fused_ops_enabled();
-    ~Restore() { set_fused_ops(saved); }
-  } restore;
   for (bool fused : {true, false}) {
     SCOPED_TRACE(fused ? "fused" : "unfused");
-    set_fused_ops(fused);
+    test::FusedSwitch sw(fused);
     std::vector<torch::Tensor> inputs;
     auto xc = x.clone().requires_grad_(true);
     auto out_cl = net->forward_logged(to_channels_last(x).requires_grad_(true), &inputs);  // [4, 10]

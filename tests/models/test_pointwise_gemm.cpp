@@ -10,16 +10,12 @@
 #include "nfscale/models/layers.h"
 #include "nfscale/models/memory_format.h"
 #include "nfscale/train/autocast.h"
+#include "models_test_util.h"
 
 namespace nfscale::models {
 namespace {
 
-// Sets the fused-ops switch, restoring it on scope exit (also when an assertion returns early).
-struct FusedSwitch {
-  bool saved = fused_ops_enabled();
-  explicit FusedSwitch(bool on) { set_fused_ops(on); }
-  ~FusedSwitch() { set_fused_ops(saved); }
-};
+using test::FusedSwitch;
 
 // Restores the pixel limit on scope exit.
 struct PixelLimit {
