@@ -4,7 +4,7 @@
 
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/study_flags.h"
-#include "nfscale/study/pipeline.h"
+#include "nfscale/study/study_run.h"
 
 namespace nfscale::cli {
 namespace {
@@ -29,16 +29,20 @@ RegisterCommand reg(30, [](CLI::App& root) {
       ->capture_default_str();
   app->callback([args, report_only, do_finetune, ft] {
     study::StudySpec spec = resolve_study(*args);
-    if (!*report_only) {
-      study::SweepSummary s = study::run_sweep(spec, args->sweep);
-      if (s.interrupted) {
-        std::fprintf(stderr, "[study] interrupted; re-run the same command to resume\n");
-        throw CLI::RuntimeError(130);
-      }
+    study::StudyRunOptions o;
+    o.sweep = args->sweep;
+    o.report_only = *report_only;
+    o.finetune = *do_finetune ? ft.get() : nullptr;
+    study::StudyRun run = study::run_study(spec, o);
+    if (run.interrupted) {
+      std::fprintf(stderr, "[study] interrupted; re-run the same command to resume\n");
+      throw CLI::RuntimeError(130);
     }
-    study::StudyReport r = study::write_study_report(spec, {}, *do_finetune ? ft.get() : nullptr);
+    const study::StudyReport& r = *run.report;
     std::printf("%s", scaling::format_study_fit(r.fit).c_str());
-    if (r.plan) std::printf("\nPlan for twice the largest budget run:\n%s", scaling::format_plan(*r.plan).c_str());
+    if (!r.findings_text.empty()) std::printf("\n%s", r.findings_text.c_str());
+    if (r.plan) std::printf("\nPlan for %gx the largest budget run:\n%s", r.plan_factor, scaling::format_plan(*r.plan).c_str());
+    if (r.plan_check) std::printf("\nPlanner check: %s\n", r.plan_check->verdict().c_str());
     std::printf("\nReport: %s\n", r.html_path.c_str());
   });
 });

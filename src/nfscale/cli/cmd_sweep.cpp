@@ -18,7 +18,10 @@ RegisterCommand reg(40, [](CLI::App& root) {
   add_study_flags(*app, *args);
   app->callback([args] {
     study::StudySpec spec = resolve_study(*args);
-    study::SweepSummary s = args->worker_only ? study::run_worker(spec, args->sweep) : study::run_sweep(spec, args->sweep);
+    // A worker started by run_sweep prints nothing per trial: the spawning process prints the whole study's progress.
+    study::SweepOptions options = args->sweep;
+    if (args->worker_only) options.verbose = false;
+    study::SweepSummary s = args->worker_only ? study::run_worker(spec, options) : study::run_sweep(spec, options);
     std::fprintf(stderr, "[sweep] study '%s': %lld done, %lld failed, %lld pending, %lld running; database %s\n",
                  spec.name.c_str(), (long long)s.done, (long long)s.failed, (long long)s.pending, (long long)s.running,
                  spec.db_path().c_str());

@@ -113,7 +113,7 @@ double measured_flops_per_second(const std::string& db_path, const std::string& 
 }
 
 StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options,
-                               const FinetuneStudyOptions* finetune) {
+                               const FinetuneStudyOptions* finetune, const PlanCheck* check) {
   StudyReport rep;
   rep.report_dir = (fs::path(spec.out_dir) / "report").string();
   rep.html_path = (fs::path(rep.report_dir) / "index.html").string();
@@ -129,22 +129,38 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   rep.fit = scaling::fit_study(pts, fit_options);
   write_file_atomic((fs::path(rep.report_dir) / "fit.json").string(), scaling::to_json(rep.fit).dump(2) + "\n");
 
-  // Planner: twice the largest budget run.
+  for (auto& b : rep.fit.best_lrs) {
+    rep.lr_cells++;
+    rep.lr_bracketed += b.interior;
+  }
+  // Planner: the checked plan when there is one, else twice the largest budget run.
   double dataset_size = 0;
   auto models = planner_models(pts, &dataset_size);
   double max_flops = 0;
   for (auto& p : pts) max_flops = std::max(max_flops, p.flops);
-  try {
-    scaling::Budget b;
-    b.amount = 2 * max_flops;
-    b.unit = scaling::BudgetUnit::Flops;
-    scaling::PlanOptions po;
-    po.dataset_size = dataset_size;
-    rep.plan = scaling::plan_budget(rep.fit, models, b, po);
-    write_file_atomic((fs::path(rep.report_dir) / "plan.json").string(), scaling::to_json(*rep.plan).dump(2) + "\n");
-  } catch (const UserError& e) {
-    rep.plan_error = e.what();
+  nlohmann::json plan_json;
+  if (check) {
+    rep.plan_check = *check;
+    rep.plan_factor = check->factor;
+    if (check->budget_flops > 0) rep.plan = check->plan;
+    else rep.plan_error = check->error;
+    plan_json = to_json(check->plan);
+    plan_json["check"] = to_json(*check);
+  } else {
+    try {
+      scaling::Budget b;
+      b.amount = rep.plan_factor * max_flops;
+      b.unit = scaling::BudgetUnit::Flops;
+      scaling::PlanOptions po;
+      po.dataset_size = dataset_size;
+      rep.plan = scaling::plan_budget(rep.fit, models, b, po);
+      plan_json = scaling::to_json(*rep.plan);
+    } catch (const UserError& e) {
+      rep.plan_error = e.what();
+    }
   }
+  if (!plan_json.is_null())
+    write_file_atomic((fs::path(rep.report_dir) / "plan.json").string(), plan_json.dump(2) + "\n");
 
   // Figures.
   report::HtmlReport html("nfscale study '" + spec.name + "'");
@@ -218,7 +234,9 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
                        b.interior ? "yes" : "no (grid edge)"});
   if (!lr_rows.empty())
     html.table({"model", "epochs", "best LR", "refined LR", "held-out loss", "bracketed"}, lr_rows,
-               "Best learning rate per (model, epoch budget).");
+               "Best learning rate per (model, epoch budget): " + std::to_string(rep.lr_bracketed) + " of " +
+                   std::to_string(rep.lr_cells) + " cells bracketed (loss higher at both neighbouring LRs); the "
+                   "others are flagged 'grid edge': their optimum only bounds the true one.");
 
   html.heading("Compute-optimal allocation and planner");
   if (rep.fit.compute_optimal) {
@@ -233,14 +251,26 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     html.paragraph("No compute-optimal fit: " + rep.fit.compute_optimal_error);
   }
   if (rep.plan) {
-    html.paragraph("Planner recommendation for twice the largest budget run (" + fmt("%.3g", 2 * max_flops) +
-                   " FLOPs):");
+    html.paragraph("Planner recommendation for " + fmt("%g", rep.plan_factor) + "x the largest budget run (" +
+                   fmt("%.3g", rep.plan->flops) + " FLOPs):");
     html.preformatted(scaling::format_plan(*rep.plan));
   } else {
     html.paragraph("No plan: " + rep.plan_error);
   }
+  if (rep.plan_check) {
+    html.heading("The planner checked by a real run");
+    html.paragraph(rep.plan_check->verdict() + ".");
+  }
 
-  if (finetune && rep.fit.frontier) {
+  if (finetune && (!rep.fit.frontier || rep.fit.frontier->frontier.size() < 2)) {
+    const std::string why = "fine-tuning skipped: it compares frontier checkpoints, and the pre-training frontier " +
+                            (rep.fit.frontier ? "has " + std::to_string(rep.fit.frontier->frontier.size()) + " point"
+                                              : "could not be fitted (" + rep.fit.frontier_error + ")") +
+                            "; run more models or budgets";
+    std::fprintf(stderr, "[study] %s\n", why.c_str());
+    html.paragraph(why + ".");
+  }
+  if (finetune && rep.fit.frontier && rep.fit.frontier->frontier.size() >= 2) {
     rep.finetune = run_finetune_study(spec, rep.fit, *finetune);
     std::map<std::string, report::NamedCurve> ft_curves;
     std::vector<std::vector<std::string>> ft_rows;

@@ -9,6 +9,7 @@
 #include "nfscale/scaling/planner.h"
 #include "nfscale/scaling/points.h"
 #include "nfscale/study/finetune_study.h"
+#include "nfscale/study/plan_check.h"
 #include "nfscale/study/study_spec.h"
 #include "nfscale/study/sweep.h"
 
@@ -30,15 +31,20 @@ struct StudyReport {
   std::string report_dir;       // <out_dir>/report
   std::string html_path;        // <out_dir>/report/index.html
   scaling::StudyFit fit;
-  std::optional<scaling::Plan> plan;  // for twice the largest budget run
+  std::optional<scaling::Plan> plan;  // for plan_factor x the largest budget run
+  double plan_factor = 2.0;           // the study's plan_check factor, or 2 when the check is off
   std::string plan_error;
+  std::optional<PlanCheck> plan_check;  // the plan trained for real (study setting plan_check)
+  int lr_cells = 0, lr_bracketed = 0;   // (model, budget) cells, and those whose best LR is interior
+  std::string findings_text;            // the findings with their verdicts, as text
   int64_t trials_done = 0, trials_failed = 0;
   std::optional<FinetuneStudy> finetune;  // with --finetune
 };
 
 // Fits the study in `spec.out_dir` and writes the report (index.html, figures as SVG and PNG, fit.json,
 // points.csv, plan.json). With `finetune`, also fine-tunes the frontier checkpoints and adds Fig. 1.
+// With `check`, the plan shown is the one that was trained and the report compares it with the achieved loss.
 StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options = {},
-                               const FinetuneStudyOptions* finetune = nullptr);
+                               const FinetuneStudyOptions* finetune = nullptr, const PlanCheck* check = nullptr);
 
 }  // namespace nfscale::study

@@ -28,6 +28,11 @@ void StudySpec::validate() const {
   require(!seeds.empty(), "study setting 'seeds' is empty");
   require(max_lr_trials >= 2, "study setting 'max_lr_trials' must be >= 2");
   require(!out_dir.empty(), "study setting 'out_dir' is empty");
+  require(frontier_repeats >= 0 && frontier_repeats <= 8,
+          "study setting 'frontier_repeats' must be between 0 and 8 (extra seeds per frontier trial)");
+  require(plan_check == 0.0 || (plan_check >= 1.0 && plan_check <= 16.0),
+          "study setting 'plan_check' must be 0 (off) or a factor between 1 and 16 of the largest swept budget "
+          "(the issue's check uses 2-4)");
   train::TrainConfig probe = base;
   probe.model = models.front();
   probe.run_dir = out_dir;
@@ -87,6 +92,7 @@ nlohmann::json to_json(const StudySpec& s) {
   return {{"name", s.name},       {"models", s.models},     {"epochs", s.epochs},
           {"lrs", s.lrs},         {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
           {"seeds", s.seeds},     {"out_dir", s.out_dir},   {"finetune_top", s.finetune_top},
+          {"frontier_repeats", s.frontier_repeats}, {"plan_check", s.plan_check},
           {"train", train::to_json(s.base)}};
 }
 
@@ -104,6 +110,8 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
       else if (k == "seeds") it.value().get_to(s.seeds);
       else if (k == "out_dir") it.value().get_to(s.out_dir);
       else if (k == "finetune_top") it.value().get_to(s.finetune_top);
+      else if (k == "frontier_repeats") it.value().get_to(s.frontier_repeats);
+      else if (k == "plan_check") it.value().get_to(s.plan_check);
       else if (k == "train") {
         nlohmann::json merged = train::to_json(s.base);
         require(it.value().is_object(), origin + ": 'train' must be a table of training settings");
@@ -112,7 +120,7 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
       } else {
         throw UserError(origin + ": unknown study setting '" + k +
                         "' (valid: name, models, epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
-                        "finetune_top, train)");
+                        "finetune_top, frontier_repeats, plan_check, train)");
       }
     } catch (const nlohmann::json::exception& e) {
       throw UserError(origin + ": study setting '" + k + "' has the wrong type (" + e.what() + ")");

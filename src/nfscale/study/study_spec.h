@@ -22,6 +22,9 @@ struct StudySpec {
   train::TrainConfig base;             // shared settings (data, holdout, resolution, batch, recipe)
   std::string out_dir;                 // results.sqlite, trials/, report/ live here
   int64_t finetune_top = 0;            // study --finetune: fine-tune the frontier checkpoints (see finetune pipeline)
+  int frontier_repeats = 0;            // after the sweep: re-train each frontier trial with this many more seeds
+  double plan_check = 0.0;             // after the fits: train the planner's choice for plan_check x the largest
+                                       // swept budget and compare predicted with achieved loss (0 = off; 2-4)
 
   std::string db_path() const;         // <out_dir>/results.sqlite
   std::string trial_dir(const std::string& model, double epochs, double lr, uint64_t seed) const;

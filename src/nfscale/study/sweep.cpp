@@ -15,6 +15,9 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+
+#include <ATen/Parallel.h>
 #include <thread>
 
 #include "nfscale/scaling/results_db.h"
@@ -23,6 +26,7 @@
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/progress.h"
+#include "nfscale/study/study_progress.h"
 
 extern char** environ;
 
@@ -35,26 +39,6 @@ std::string default_worker_id() {
   char host[128] = {0};
   ::gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(::getpid());
-}
-
-scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
-                              uint64_t seed, int64_t order) {
-  train::TrainConfig c = spec.base;
-  c.model = model;
-  c.epochs = epochs;
-  c.lr = lr;
-  c.seed = seed;
-  c.run_dir = spec.trial_dir(model, epochs, lr, seed);
-  c.quiet = true;
-  scaling::TrialSpec t;
-  t.study = spec.name;
-  t.model = model;
-  t.epochs = epochs;
-  t.lr = lr;
-  t.seed = static_cast<int64_t>(seed);
-  t.config_json = train::to_json(c).dump();
-  t.claim_order = order;
-  return t;
 }
 
 // Claim order: cheap budgets first (so adaptive searches and early fits get data soon), then model order.
@@ -120,30 +104,27 @@ void release_dead_local_claims(scaling::ResultsDb& db, const std::string& study)
   }
 }
 
-// Remaining wall time of the study: each unfinished trial costs its epoch budget times the seconds per epoch
-// measured on finished trials of the same model (all models' mean when none has finished), split over workers.
-double eta_seconds(const std::vector<scaling::Trial>& trials, int workers) {
-  std::map<std::string, std::pair<double, double>> per_model;  // model -> (seconds, epochs) of finished trials
-  double all_s = 0, all_e = 0;
-  for (auto& t : trials)
-    if (t.status == scaling::TrialStatus::Done && t.result) {
-      per_model[t.spec.model].first += t.result->seconds;
-      per_model[t.spec.model].second += t.spec.epochs;
-      all_s += t.result->seconds;
-      all_e += t.spec.epochs;
-    }
-  if (all_e <= 0) return NAN;
-  double eta = 0;
-  for (auto& t : trials) {
-    if (t.status == scaling::TrialStatus::Done || t.status == scaling::TrialStatus::Failed) continue;
-    auto it = per_model.find(t.spec.model);
-    const double rate = it != per_model.end() ? it->second.first / it->second.second : all_s / all_e;
-    eta += t.spec.epochs * rate;
-  }
-  return eta / std::max(1, workers);
-}
-
 }  // namespace
+
+scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
+                              uint64_t seed, int64_t order) {
+  train::TrainConfig c = spec.base;
+  c.model = model;
+  c.epochs = epochs;
+  c.lr = lr;
+  c.seed = seed;
+  c.run_dir = spec.trial_dir(model, epochs, lr, seed);
+  c.quiet = true;
+  scaling::TrialSpec t;
+  t.study = spec.name;
+  t.model = model;
+  t.epochs = epochs;
+  t.lr = lr;
+  t.seed = static_cast<int64_t>(seed);
+  t.config_json = train::to_json(c).dump();
+  t.claim_order = order;
+  return t;
+}
 
 double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials) {
   if (lr_loss.empty()) return 0.0;
@@ -213,15 +194,13 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       db.add_eval_point(t.id, e);
     };
     hooks.should_stop = [&] { return lease.lost(); };
-    auto ts = std::chrono::steady_clock::now();
     try {
       train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
       if (r.interrupted) {
         const bool lost_claim = lease.lost();
         if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
         summary.interrupted = !lost_claim;
-        if (options.verbose)
-          std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
+        std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
                        worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
         break;
       }
@@ -248,24 +227,12 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
         continue;
       }
       summary.trials_run++;
-      if (options.verbose) {
-        auto c = db.counts(spec.name);
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-        std::fprintf(stderr,
-                     "[sweep] %-9s e=%-5g lr=%-6g held-out loss %.4f  top-1 err %5.2f%%  %.3g FLOPs  %5.1f s  "
-                     "%.0f img/s  [%lld/%lld done, ETA %s]\n",
-                     t.spec.model.c_str(), t.spec.epochs, t.spec.lr, res.holdout_loss, 100 * res.holdout_top1_error,
-                     res.flops, secs, res.seconds > 0 ? r.examples_seen / res.seconds : 0.0, (long long)c.done,
-                     (long long)c.total(),
-                     Progress::format_duration(eta_seconds(db.trials(spec.name), options.workers)).c_str());
-      }
     } catch (const train::DivergedError& e) {
       db.fail(t.id, worker, e.what());
       summary.trials_failed++;
-      if (options.verbose)
-        std::fprintf(stderr, "[sweep] %-9s e=%-5g lr=%-6g diverged\n", t.spec.model.c_str(), t.spec.epochs, t.spec.lr);
     }
-    if (spec.adaptive_lr) {
+    // Only the searched seeds expand; repeats of frontier trials under further seeds keep their LR.
+    if (spec.adaptive_lr && std::find(spec.seeds.begin(), spec.seeds.end(), uint64_t(t.spec.seed)) != spec.seeds.end()) {
       auto latest = db.trial(t.id);
       if (latest) expand_adaptive(db, spec, *latest);
     }
@@ -288,7 +255,8 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
   }
   std::vector<pid_t> children;
   const std::string study_file = (fs::path(spec.out_dir) / "study.json").string();
-  const int threads_each = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, options.workers));
+  // The process's intra-op threads (--threads, default all cores) are split between the workers, at least one each.
+  const int threads_each = std::max(1, at::get_num_threads() / std::max(1, options.workers));
   for (int w = 1; w < options.workers; ++w) {
     std::vector<std::string> args = {"/proc/self/exe", "--threads", std::to_string(threads_each), "sweep",
                                      "--study-file", study_file, "--worker-only", "--stale-after",
@@ -301,7 +269,20 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
       throw UserError("cannot start sweep worker process " + std::to_string(w) + " (posix_spawn failed)");
     children.push_back(pid);
   }
-  SweepSummary summary = run_worker(spec, options);
+  SweepSummary summary;
+  {
+    // This process is one of the workers: it gets the same share of the cores as the others (two OpenMP pools
+    // spin-waiting on the same cores made steps up to 20x slower), and prints the study's progress for all.
+    const int own_threads = at::get_num_threads();
+    at::set_num_threads(threads_each);
+    std::optional<StudyProgress> progress;
+    if (options.verbose) progress.emplace(spec, options.phase, options.workers);
+    SweepOptions quiet = options;
+    quiet.verbose = false;
+    summary = run_worker(spec, quiet);
+    progress.reset();
+    at::set_num_threads(own_threads);
+  }
   for (pid_t pid : children) {
     if (summary.interrupted) ::kill(pid, SIGTERM);  // the workers checkpoint and release their trials too
     int status = 0;

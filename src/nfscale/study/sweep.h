@@ -9,6 +9,7 @@
 
 namespace nfscale::scaling {
 class ResultsDb;
+struct TrialSpec;
 }
 
 namespace nfscale::study {
@@ -18,7 +19,8 @@ struct SweepOptions {
   double stale_after_s = 90.0;  // a running trial whose heartbeat is older than this is reclaimed
   bool retry_failed = false;    // put failed trials back to pending first
   std::string worker_id;        // "" = <hostname>:<pid>
-  bool verbose = true;
+  bool verbose = true;           // run_sweep: print the study's progress line and one line per finished trial
+  std::string phase = "sweep";   // name of this phase on the progress line (sweep, seed repeats, planner check)
 };
 
 struct SweepSummary {
@@ -28,6 +30,11 @@ struct SweepSummary {
   int64_t done = 0, failed = 0, pending = 0, running = 0;  // database counts at the end
   double seconds = 0.0;
 };
+
+// The trial of `model` at `epochs` and base LR `lr` with `seed`: the study's shared training settings, its run dir
+// under <out_dir>/trials/, claimed in `order`.
+scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
+                              uint64_t seed, int64_t order);
 
 // Writes <out_dir>/study.json (the resolved spec) and registers the initial trials (idempotent).
 void register_study(scaling::ResultsDb& db, const StudySpec& spec);

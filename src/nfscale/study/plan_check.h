@@ -1,0 +1,43 @@
+// plan_check.h - the planner checked by reality: after the sweep and its fits, the planner's recommendation for a
+// budget a few times above the largest swept one is trained for real, and its held-out loss is compared with the
+// predicted value and interval.
+#pragma once
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "nfscale/scaling/planner.h"
+#include "nfscale/study/study_spec.h"
+#include "nfscale/study/sweep.h"
+
+namespace nfscale::study {
+
+struct PlanCheck {
+  double factor = 0;                // budget = factor x the largest swept trial's FLOPs
+  double budget_flops = 0;
+  scaling::Plan plan;               // the recommendation that was trained
+  std::string out_dir;              // <out_dir>/plan-check (its own study.json, results database and trial dir)
+  bool done = false;                // the run finished (else `error` says why)
+  double achieved_loss = scaling::kMissing, achieved_top1_err = scaling::kMissing;
+  double achieved_flops = 0, seconds = 0;
+  std::optional<bool> inside_power;   // achieved loss inside the L = a C^b interval
+  std::optional<bool> inside_offset;  // inside the L = E + a C^b interval (when fitted)
+  std::string error;
+  std::string verdict() const;      // one sentence: predicted vs achieved, inside or not
+};
+
+// The study that trains the plan: the parent's training settings, the planned model, budget and LR, one seed, in
+// <out_dir>/plan-check.
+StudySpec plan_check_spec(const StudySpec& spec, const scaling::Plan& plan);
+
+// Fits the finished study, plans for spec.plan_check x its largest trial's FLOPs, trains that run (resuming, like
+// every trial) with `options`, and compares. Planning failures are returned in `error`, not thrown.
+PlanCheck run_plan_check(const StudySpec& spec, const scaling::FitOptions& fit_options, const SweepOptions& options);
+
+// A finished (or interrupted) check read back from <out_dir>/plan-check without training: for --report-only.
+std::optional<PlanCheck> read_plan_check(const StudySpec& spec);
+
+nlohmann::json to_json(const PlanCheck& c);
+
+}  // namespace nfscale::study

@@ -1,0 +1,190 @@
+// test_study_run.cpp - the study's phases beyond the sweep: the progress estimate (expected trials, ETA, frontier
+// line), the seed repeats of the frontier, and `nfscale study` end to end with the planner checked by a real run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "nfscale/scaling/results_db.h"
+#include "nfscale/study/frontier_repeats.h"
+#include "nfscale/study/study_progress.h"
+#include "nfscale/study/sweep.h"
+
+namespace nfscale::study {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
+
+scaling::Trial trial(int64_t id, const std::string& model, double epochs, double lr, int64_t seed,
+                     scaling::TrialStatus status, double loss = NAN, double seconds = 0, double flops = 0) {
+  scaling::Trial t;
+  t.id = id;
+  t.spec.model = model;
+  t.spec.epochs = epochs;
+  t.spec.lr = lr;
+  t.spec.seed = seed;
+  t.status = status;
+  if (status == scaling::TrialStatus::Done) {
+    scaling::TrialResult r;
+    r.holdout_loss = loss;
+    r.seconds = seconds;
+    r.flops = flops;
+    t.result = r;
+  }
+  return t;
+}
+
+StudySpec two_by_two(bool adaptive) {
+  StudySpec s;
+  s.models = {"a", "b"};
+  s.epochs = {1, 2};
+  s.lrs = {0.4};
+  s.adaptive_lr = adaptive;
+  return s;
+}
+
+TEST(StudyProgress, ExpectedTrialsCountsUnopenedCellsAtTheMeanSearchLength) {
+  using S = scaling::TrialStatus;
+  // Cell (a, 1) finished its search in 3 trials; (b, 1) is open; (a, 2) and (b, 2) are not opened yet.
+  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 1, 0.2, 0, S::Done, 1.2, 10),
+                                   trial(3, "a", 1, 0.8, 0, S::Done, 1.1, 10), trial(4, "b", 1, 0.4, 0, S::Running)};
+  EXPECT_DOUBLE_EQ(expected_trials(two_by_two(true), t), 4 + 2 * 3.0);
+  EXPECT_DOUBLE_EQ(expected_trials(two_by_two(false), t), 4.0);  // a grid registers everything at once
+  // Repeat seeds (not searched) do not open cells.
+  t.push_back(trial(5, "a", 2, 0.4, 7, S::Pending));
+  EXPECT_DOUBLE_EQ(expected_trials(two_by_two(true), t), 5 + 2 * 3.0);
+}
+
+TEST(StudyProgress, EtaUsesEachModelsSecondsPerEpoch) {
+  using S = scaling::TrialStatus;
+  std::vector<scaling::Trial> none = {trial(1, "a", 1, 0.4, 0, S::Pending)};
+  EXPECT_TRUE(std::isnan(eta_seconds(two_by_two(false), none, 1)));  // nothing measured yet
+  // a: 10 s per epoch. Unfinished: a@2 (20 s) and b@1 (b unmeasured: the overall 10 s/epoch).
+  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 2, 0.4, 0, S::Pending),
+                                   trial(3, "b", 1, 0.4, 0, S::Running)};
+  EXPECT_NEAR(eta_seconds(two_by_two(false), t, 1), 30.0, 1e-9);
+  EXPECT_NEAR(eta_seconds(two_by_two(false), t, 2), 15.0, 1e-9);
+  // Adaptive: the unopened cell (b, 2) adds the mean search length of the finished cells (here 1 trial: (a, 1))
+  // x 2 epochs x 10 s.
+  EXPECT_NEAR(eta_seconds(two_by_two(true), t, 1), 30.0 + 20.0, 1e-9);
+}
+
+TEST(StudyProgress, LineShowsCountsEtaAndFrontier) {
+  using S = scaling::TrialStatus;
+  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10, 1e9),
+                                   trial(2, "a", 2, 0.4, 0, S::Done, 0.8, 20, 2e9),
+                                   trial(3, "b", 2, 0.4, 0, S::Done, 0.5, 40, 8e9),
+                                   trial(4, "b", 1, 0.4, 0, S::Failed), trial(5, "b", 1, 0.2, 0, S::Running)};
+  const std::string line = progress_line(two_by_two(false), "sweep", t, 1);
+  EXPECT_NE(line.find("sweep 4/5 trials (1 running, 1 diverged)"), std::string::npos) << line;
+  EXPECT_NE(line.find("frontier 3 pts, 2 models, 8x C: a@1 1.000 .. b@2 0.500"), std::string::npos) << line;
+  EXPECT_EQ(frontier_summary({}), "");
+}
+
+TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
+  StudySpec spec = two_by_two(true);
+  spec.name = "r";
+  spec.seeds = {0};
+  spec.frontier_repeats = 2;
+  spec.base.data = "digits";
+  spec.out_dir = (fs::temp_directory_path() / ("nfscale_repeats_" + std::to_string(getpid()))).string();
+  auto pt = [](const std::string& m, double e, double lr, double flops, double loss, int seed = 0) {
+    scaling::RunPoint p;
+    p.model = m;
+    p.epochs = e;
+    p.lr = lr;
+    p.flops = flops;
+    p.loss = loss;
+    p.seed = seed;
+    return p;
+  };
+  // a@1: best LR 0.4; a@2: best LR 0.2; b@2 costs more than a@2 but is worse: off the frontier.
+  // A point of an earlier repeat seed (5) must not change the choice.
+  std::vector<scaling::RunPoint> pts = {pt("a", 1, 0.4, 1e9, 1.0),  pt("a", 1, 0.8, 1e9, 1.3), pt("a", 2, 0.2, 2e9, 0.7),
+                                        pt("a", 2, 0.4, 2e9, 0.9),  pt("b", 2, 0.4, 4e9, 0.8), pt("a", 2, 0.4, 2e9, 0.1, 5)};
+  auto f = searched_frontier(spec, pts);
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].lr, 0.4);
+  EXPECT_EQ(f[1].lr, 0.2);
+  EXPECT_EQ(repeat_seeds(spec), (std::vector<uint64_t>{1, 2}));
+  fs::remove_all(spec.out_dir);
+  fs::create_directories(spec.out_dir);
+  {
+    scaling::ResultsDb db(spec.db_path());
+    EXPECT_EQ(register_frontier_repeats(db, spec, pts), 4);
+    EXPECT_EQ(register_frontier_repeats(db, spec, pts), 4);  // idempotent
+    auto trials = db.trials("r");
+    ASSERT_EQ(trials.size(), 4u);
+    std::set<std::tuple<std::string, double, double, int64_t>> keys;
+    for (auto& t : trials) keys.insert({t.spec.model, t.spec.epochs, t.spec.lr, t.spec.seed});
+    EXPECT_TRUE(keys.count({"a", 1, 0.4, 1}) && keys.count({"a", 1, 0.4, 2}) && keys.count({"a", 2, 0.2, 1}) &&
+                keys.count({"a", 2, 0.2, 2}));
+  }
+  spec.frontier_repeats = 0;
+  scaling::ResultsDb db(spec.db_path());
+  EXPECT_EQ(register_frontier_repeats(db, spec, pts), 0);
+  fs::remove_all(spec.out_dir);
+}
+
+// `nfscale study` end to end on a tiny study: sweep, seed repeats, the planner's choice trained for real, report.
+TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
+  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+  const fs::path dir = fs::temp_directory_path() / ("nfscale_study_run_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string file = (dir / "study.toml").string();
+  std::ofstream(file) << "name = \"pc\"\nmodels = [\"mini-F0\", \"mini-F1\"]\nepochs = [0.5, 1, 2]\n"
+                         "lrs = [1.6, 3.2]\nseeds = [0]\nfrontier_repeats = 1\nplan_check = 2\n"
+                         "out_dir = \"" << (dir / "out").string() << "\"\n"
+                         "[train]\ndata = \"digits\"\nholdout = 300\nresolution = 20\nbatch = 32\n"
+                         "eval_points = 1\nprecision = \"fp32\"\nclip = 0.1\n";
+  const std::string log = (dir / "log.txt").string();
+  const std::string cmd = kBinary + " --threads 1 study --preset smoke --study-file " + file + " > " + log + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "see " << log;
+  std::ifstream plan_in(dir / "out" / "report" / "plan.json");
+  ASSERT_TRUE(plan_in.good());
+  nlohmann::json plan = nlohmann::json::parse(plan_in);
+  ASSERT_TRUE(plan.contains("check")) << plan.dump(2);
+  const auto& check = plan["check"];
+  ASSERT_TRUE(check["done"].get<bool>()) << check.dump(2);
+  EXPECT_DOUBLE_EQ(check["factor"].get<double>(), 2.0);
+  const double achieved = check["achieved"]["holdout_loss"].get<double>();
+  EXPECT_TRUE(std::isfinite(achieved));
+  // The trained run is the plan: its FLOPs are the planned budget (to within one batch), 2x the largest trial.
+  scaling::ResultsDb db((dir / "out" / "results.sqlite").string());
+  double max_flops = 0;
+  int repeats = 0;
+  for (auto& t : db.trials("pc")) {
+    ASSERT_EQ(t.status, scaling::TrialStatus::Done) << t.error;
+    max_flops = std::max(max_flops, t.result->flops);
+    repeats += t.spec.seed == 1;
+  }
+  EXPECT_GE(repeats, 2) << "every frontier point is repeated under seed 1";
+  EXPECT_NEAR(check["budget_flops"].get<double>(), 2 * max_flops, 1e-6 * max_flops);
+  EXPECT_NEAR(check["achieved"]["flops"].get<double>() / check["budget_flops"].get<double>(), 1.0, 0.05);
+  const auto& pl = check["plan"]["predicted_loss"];
+  const bool inside = achieved >= pl["lo"].get<double>() && achieved <= pl["hi"].get<double>();
+  EXPECT_EQ(check["inside_power_interval"].get<bool>(), inside);
+  // The report and the command's output say it.
+  std::ifstream html(dir / "out" / "report" / "index.html");
+  std::string text((std::istreambuf_iterator<char>(html)), {});
+  EXPECT_NE(text.find("The planner checked by a real run"), std::string::npos);
+  std::ifstream lin(log);
+  std::string out((std::istreambuf_iterator<char>(lin)), {});
+  EXPECT_NE(out.find("Planner check: planned "), std::string::npos) << out;
+  EXPECT_NE(out.find("[study] seed repeats"), std::string::npos) << out;
+  // --report-only reads the check back without training.
+  const std::string again = kBinary + " study --preset smoke --study-file " + file + " --report-only > " + log + " 2>&1";
+  ASSERT_EQ(std::system(again.c_str()), 0);
+  std::ifstream lin2(log);
+  std::string out2((std::istreambuf_iterator<char>(lin2)), {});
+  EXPECT_NE(out2.find("Planner check: planned "), std::string::npos) << out2;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nfscale::study
