@@ -10,7 +10,9 @@
 namespace nfscale::study {
 namespace fs = std::filesystem;
 
-std::string StudySpec::db_path() const { return (fs::path(out_dir) / "results.sqlite").string(); }
+std::string StudySpec::db_path() const {
+  return db.empty() ? (fs::path(out_dir) / "results.sqlite").string() : db;
+}
 
 std::string StudySpec::trial_dir(const std::string& model, double e, double lr, uint64_t seed) const {
   char buf[200];

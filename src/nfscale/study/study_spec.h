@@ -23,7 +23,10 @@ struct StudySpec {
   std::string out_dir;                 // results.sqlite, trials/, report/ live here
   int64_t finetune_top = 0;            // study --finetune: fine-tune the frontier checkpoints (see finetune pipeline)
 
-  std::string db_path() const;         // <out_dir>/results.sqlite
+  std::string db;                      // results store (--db / NFSCALE_DB): SQLite path or postgresql:// URI;
+                                       // "" = <out_dir>/results.sqlite. Never written to study.json (may hold a
+                                       // password); workers get it through NFSCALE_DB.
+  std::string db_path() const;         // db, or <out_dir>/results.sqlite
   std::string trial_dir(const std::string& model, double epochs, double lr, uint64_t seed) const;
   void validate() const;               // UserError naming the field
 };
