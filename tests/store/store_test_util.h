@@ -14,7 +14,7 @@
 
 #include "nfscale/store/store_location.h"
 
-namespace nfscale::store::testing {
+namespace nfscale::store::test_util {
 
 // Superuser URI of the throwaway test cluster, or "" when not set.
 inline std::string test_pg_admin_uri() {
@@ -34,9 +34,9 @@ inline const char* kNoPgMessage =
 // In a test body or SetUp: skips (developer machine) or fails (CI=true) when no test cluster is configured.
 #define NFSCALE_REQUIRE_TEST_PG()                                                     \
   do {                                                                                \
-    if (::nfscale::store::testing::test_pg_admin_uri().empty()) {                     \
-      if (::nfscale::store::testing::running_in_ci()) FAIL() << ::nfscale::store::testing::kNoPgMessage; \
-      GTEST_SKIP() << ::nfscale::store::testing::kNoPgMessage;                        \
+    if (::nfscale::store::test_util::test_pg_admin_uri().empty()) {                     \
+      if (::nfscale::store::test_util::running_in_ci()) FAIL() << ::nfscale::store::test_util::kNoPgMessage; \
+      GTEST_SKIP() << ::nfscale::store::test_util::kNoPgMessage;                        \
     }                                                                                 \
   } while (0)
 
@@ -64,6 +64,7 @@ inline std::vector<std::vector<std::string>> pg_admin(const std::string& sql, co
     PQfinish(c);
     return rows;
   }
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);  // e.g. "role ... does not exist, skipping"
   PGresult* r = PQexec(c, sql.c_str());
   const auto st = PQresultStatus(r);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) ADD_FAILURE() << sql << ": " << PQresultErrorMessage(r);
@@ -128,4 +129,4 @@ inline void ScratchStore::raw_sql(const std::string& sql) const {
   sqlite3_close(raw);
 }
 
-}  // namespace nfscale::store::testing
+}  // namespace nfscale::store::test_util

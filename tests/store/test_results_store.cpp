@@ -29,7 +29,7 @@
 namespace fs = std::filesystem;
 using namespace nfscale::store;
 using nfscale::UserError;
-using nfscale::store::testing::ScratchStore;
+using nfscale::store::test_util::ScratchStore;
 
 namespace {
 
@@ -464,9 +464,9 @@ std::string error_text(const std::function<void()>& f) {
 void terminate_backend(ResultsStore& db) {
   const int pid = dynamic_cast<PostgresBackend&>(db.backend()).backend_pid();
   ASSERT_GT(pid, 0);
-  testing::pg_admin("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+  test_util::pg_admin("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
   for (int i = 0; i < 500; ++i) {
-    if (testing::pg_admin("SELECT 1 FROM pg_stat_activity WHERE pid=" + std::to_string(pid)).empty()) return;
+    if (test_util::pg_admin("SELECT 1 FROM pg_stat_activity WHERE pid=" + std::to_string(pid)).empty()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   FAIL() << "backend " << pid << " did not go away";
@@ -517,11 +517,11 @@ TEST(PostgresStore, GivesUpOnAnUnreachableServerWithAClearError) {
   db->set_reconnect_window(0.5);
   db->add_trial(simple_spec(0.4));
   // The database disappears for good (as a server that stays down): every reconnect fails.
-  testing::pg_admin("DROP DATABASE " + scratch.database() + " WITH (FORCE)");
+  test_util::pg_admin("DROP DATABASE " + scratch.database() + " WITH (FORCE)");
   const std::string err = error_text([&] { db->counts("s1"); });
   EXPECT_NE(err.find("gave up after reconnecting"), std::string::npos) << err;
   EXPECT_NE(err.find("count trials"), std::string::npos) << err;
-  testing::pg_admin("CREATE DATABASE " + scratch.database());  // for the scratch store's clean-up
+  test_util::pg_admin("CREATE DATABASE " + scratch.database());  // for the scratch store's clean-up
 }
 
 // A loopback TCP port that answers like an HTTP server, not PostgreSQL.
@@ -580,17 +580,17 @@ TEST(PostgresStore, ConnectionErrorsNameTheProblemAndTheFixWithoutThePassword) {
     EXPECT_EQ(err.find(pw), std::string::npos) << err;
   }
   // Wrong password for a real role: the hint points at ~/.pgpass / PGPASSFILE.
-  testing::pg_admin("DROP ROLE IF EXISTS nfscale_pw_probe");
-  testing::pg_admin("CREATE ROLE nfscale_pw_probe LOGIN PASSWORD 'right-one'");
+  test_util::pg_admin("DROP ROLE IF EXISTS nfscale_pw_probe");
+  test_util::pg_admin("CREATE ROLE nfscale_pw_probe LOGIN PASSWORD 'right-one'");
   err = error_text([&] {
-    open_results_store(testing::pg_uri_with(testing::test_pg_admin_uri(), "postgres", "nfscale_pw_probe:" + pw));
+    open_results_store(test_util::pg_uri_with(test_util::test_pg_admin_uri(), "postgres", "nfscale_pw_probe:" + pw));
   });
   EXPECT_NE(err.find("pgpass"), std::string::npos) << err;
   EXPECT_EQ(err.find(pw), std::string::npos) << err;
-  testing::pg_admin("DROP ROLE nfscale_pw_probe");
+  test_util::pg_admin("DROP ROLE nfscale_pw_probe");
   // No such database.
   err = error_text([&] {
-    open_results_store(testing::pg_uri_with(testing::test_pg_admin_uri(), "nfscale_no_such_database"));
+    open_results_store(test_util::pg_uri_with(test_util::test_pg_admin_uri(), "nfscale_no_such_database"));
   });
   EXPECT_NE(err.find("createdb"), std::string::npos) << err;
 }
@@ -599,14 +599,14 @@ TEST(PostgresStore, PasswordInTheUriIsUsedButNeverShown) {
   NFSCALE_REQUIRE_TEST_PG();
   const std::string role = "nfscale_pw_" + std::to_string(::getpid());
   const std::string pw = "S3cret%2Fpw-" + std::to_string(::getpid());  // percent-encoded '/': "S3cret/pw-..."
-  testing::pg_admin("DROP ROLE IF EXISTS " + role);
-  testing::pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD 'S3cret/pw-" + std::to_string(::getpid()) + "'");
+  test_util::pg_admin("DROP ROLE IF EXISTS " + role);
+  test_util::pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD 'S3cret/pw-" + std::to_string(::getpid()) + "'");
   {
     ScratchStore scratch(StoreKind::Postgres, "pw", role);
-    const std::string no_pw = testing::pg_uri_with(scratch.location(), scratch.database(), role);
+    const std::string no_pw = test_util::pg_uri_with(scratch.location(), scratch.database(), role);
     EXPECT_NE(error_text([&] { open_results_store(no_pw); }).find("pgpass"), std::string::npos)
         << "the test cluster must require passwords for non-superusers (scripts/pg-test-cluster.sh)";
-    const std::string uri = testing::pg_uri_with(scratch.location(), scratch.database(), role + ":" + pw);
+    const std::string uri = test_util::pg_uri_with(scratch.location(), scratch.database(), role + ":" + pw);
     auto db = open_results_store(uri);
     EXPECT_EQ(db->location().find("S3cret"), std::string::npos) << db->location();
     EXPECT_NE(db->location().find(role + ":***@"), std::string::npos) << db->location();
@@ -620,7 +620,7 @@ TEST(PostgresStore, PasswordInTheUriIsUsedButNeverShown) {
     for (int i = 0; i < 500 && lease.beats() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_GE(lease.beats(), 1) << lease.last_error();
   }
-  testing::pg_admin("DROP ROLE " + role);
+  test_util::pg_admin("DROP ROLE " + role);
 }
 
 TEST(StoreLocation, RedactsPasswordsAndClassifies) {

@@ -27,7 +27,7 @@ namespace nfscale::study {
 namespace {
 namespace fs = std::filesystem;
 using store::StoreKind;
-using store::testing::ScratchStore;
+using store::test_util::ScratchStore;
 
 const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
 
@@ -206,7 +206,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, SweepTest, ::testing::Values(StoreKind::Sqlit
 
 // Terminates every server connection to `database` except the caller's (as a server restart would).
 int terminate_connections(const std::string& database) {
-  auto rows = store::testing::pg_admin(
+  auto rows = store::test_util::pg_admin(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='" + database +
       "' AND pid <> pg_backend_pid()");
   return static_cast<int>(rows.size());
@@ -261,12 +261,12 @@ TEST(SweepPostgres, PasswordInTheDbUriAppearsNowhereARunWrites) {
   NFSCALE_REQUIRE_TEST_PG();
   const std::string role = "nfscale_sweep_pw_" + std::to_string(::getpid());
   const std::string password = "Zq7-secret-" + std::to_string(::getpid());
-  store::testing::pg_admin("DROP ROLE IF EXISTS " + role);
-  store::testing::pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD '" + password + "'");
+  store::test_util::pg_admin("DROP ROLE IF EXISTS " + role);
+  store::test_util::pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD '" + password + "'");
   {
     ScratchStore scratch(StoreKind::Postgres, "sweeppw", role);
     const fs::path dir = scratch.dir();
-    const std::string uri = store::testing::pg_uri_with(scratch.location(), scratch.database(), role + ":" + password);
+    const std::string uri = store::test_util::pg_uri_with(scratch.location(), scratch.database(), role + ":" + password);
     const std::string file = write_study_file(dir, study_json(dir));
     auto run = [&](const std::string& name, std::vector<std::string> args) {
       SpawnOptions o;
@@ -291,14 +291,14 @@ TEST(SweepPostgres, PasswordInTheDbUriAppearsNowhereARunWrites) {
     // The results store itself: every text value of every table.
     std::string stored;
     for (const char* table : {"meta", "trials", "eval_points"})
-      for (auto& row : store::testing::pg_admin(std::string("SELECT t::text FROM ") + table + " t", scratch.database()))
+      for (auto& row : store::test_util::pg_admin(std::string("SELECT t::text FROM ") + table + " t", scratch.database()))
         stored += row[0] + "\n";
     EXPECT_NE(stored.find("mini-F0"), std::string::npos);
     EXPECT_EQ(stored.find(password), std::string::npos) << "the password was stored in the results store";
     auto db = store::open_results_store(uri);
     for (auto& t : db->trials("t")) EXPECT_EQ(t.status, store::TrialStatus::Done) << t.error;
   }
-  store::testing::pg_admin("DROP ROLE " + role);
+  store::test_util::pg_admin("DROP ROLE " + role);
 }
 
 TEST(AdaptiveLr, StepsByTwoUntilBracketed) {
