@@ -122,7 +122,9 @@ TEST_P(SweepTest, KilledWithSigkillAndRerunCompletesWithoutDuplicatesOrRepeats) 
       auto db = open();
       for (auto& t : db->trials("t")) {
         if (t.status != store::TrialStatus::Done) continue;
-        if (finished_at.count(t.id)) EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial re-run";
+        if (finished_at.count(t.id)) {
+          EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial re-run";
+        }
         finished_at[t.id] = *t.finished_at;
       }
     }
@@ -130,8 +132,11 @@ TEST_P(SweepTest, KilledWithSigkillAndRerunCompletesWithoutDuplicatesOrRepeats) 
   ASSERT_EQ(wait_process(spawn(cmd)), 0);
   expect_complete_and_unique(4);
   auto db = open();
-  for (auto& t : db->trials("t"))
-    if (finished_at.count(t.id)) EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial " << t.id << " re-run";
+  for (auto& t : db->trials("t")) {
+    if (finished_at.count(t.id)) {
+      EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial " << t.id << " re-run";
+    }
+  }
   // A further re-run finds nothing to do and changes nothing.
   ASSERT_EQ(wait_process(spawn(cmd)), 0);
   for (auto& t : open()->trials("t")) EXPECT_EQ(t.attempts, db->trial(t.id)->attempts);
@@ -231,7 +236,9 @@ TEST(SweepPostgres, LostConnectionsMidTrialLoseNothingAndRepeatNothing) {
       break;
     }
   }
-  if (pid > 0) EXPECT_EQ(wait_process(pid), 0);
+  if (pid > 0) {
+    EXPECT_EQ(wait_process(pid), 0);
+  }
   EXPECT_GE(terminated, 3) << "the test should have cut connections while trials ran";
   auto db = store::open_results_store(scratch.location());
   auto trials = db->trials("t");
