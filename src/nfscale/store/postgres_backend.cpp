@@ -110,10 +110,25 @@ void PostgresBackend::connect() {
   }
 }
 
-SqlResult PostgresBackend::run(const std::string& sql, const std::vector<SqlValue>& params, const char* operation,
-                               bool is_commit) {
+void PostgresBackend::require_connected(const char* operation) const {
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK)
     throw ConnectionLost("results database " + display_ + ": " + operation + " failed: not connected", false);
+}
+
+void PostgresBackend::check(const PGresult* res, const char* operation, bool is_commit) const {
+  const ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
+  const std::string msg = trim(scrub_secrets(res ? PQresultErrorMessage(res) : PQerrorMessage(conn_), secrets_));
+  const std::string prefix = "results database " + display_ + ": " + operation + " failed: ";
+  if (PQstatus(conn_) == CONNECTION_BAD)
+    throw ConnectionLost(prefix + "the connection to the server was lost (" + msg + ")", is_commit);
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  throw UserError(prefix + msg + "; " + sqlstate_hint(state ? state : ""));
+}
+
+SqlResult PostgresBackend::run(const std::string& sql, const std::vector<SqlValue>& params, const char* operation,
+                               bool is_commit) {
+  require_connected(operation);
   std::vector<std::string> text(params.size());
   std::vector<const char*> values(params.size(), nullptr);
   for (size_t i = 0; i < params.size(); ++i) {
@@ -133,15 +148,7 @@ SqlResult PostgresBackend::run(const std::string& sql, const std::vector<SqlValu
       PQexecParams(conn_, numbered.c_str(), static_cast<int>(params.size()), nullptr, values.data(), nullptr,
                    nullptr, 0),
       PQclear);
-  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    const std::string msg = trim(scrub_secrets(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_), secrets_));
-    const std::string prefix = "results database " + display_ + ": " + operation + " failed: ";
-    if (PQstatus(conn_) == CONNECTION_BAD)
-      throw ConnectionLost(prefix + "the connection to the server was lost (" + msg + ")", is_commit);
-    const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
-    throw UserError(prefix + msg + "; " + sqlstate_hint(state ? state : ""));
-  }
+  check(res.get(), operation, is_commit);
   SqlResult out;
   const int nrows = PQntuples(res.get()), ncols = PQnfields(res.get());
   out.rows.resize(static_cast<size_t>(nrows));
@@ -165,17 +172,9 @@ SqlResult PostgresBackend::exec(const std::string& sql, const std::vector<SqlVal
 }
 
 void PostgresBackend::exec_script(const std::string& sql, const char* operation) {
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK)
-    throw ConnectionLost("results database " + display_ + ": " + operation + " failed: not connected", false);
+  require_connected(operation);
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn_, sql.c_str()), PQclear);
-  const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
-  const std::string msg = trim(scrub_secrets(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_), secrets_));
-  const std::string prefix = "results database " + display_ + ": " + operation + " failed: ";
-  if (PQstatus(conn_) == CONNECTION_BAD)
-    throw ConnectionLost(prefix + "the connection to the server was lost (" + msg + ")", false);
-  const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
-  throw UserError(prefix + msg + "; " + sqlstate_hint(state ? state : ""));
+  check(res.get(), operation, false);
 }
 
 void PostgresBackend::begin_write(const char* operation) { run("BEGIN", {}, operation, false); }

@@ -8,6 +8,7 @@
 #include "nfscale/store/sql_backend.h"
 
 typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
 
 namespace nfscale::store {
 
@@ -42,6 +43,10 @@ class PostgresBackend final : public SqlBackend {
 
  private:
   void connect();
+  // Throws ConnectionLost when there is no live connection.
+  void require_connected(const char* operation) const;
+  // Throws (UserError, or ConnectionLost when the connection broke) unless `res` succeeded.
+  void check(const PGresult* res, const char* operation, bool is_commit) const;
   SqlResult run(const std::string& sql, const std::vector<SqlValue>& params, const char* operation,
                 bool is_commit);
 
