@@ -30,7 +30,7 @@ namespace {
 std::string default_worker_id() { return host_name() + ":" + std::to_string(::getpid()); }
 
 store::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
-                              uint64_t seed, int64_t order) {
+                            uint64_t seed, int64_t order) {
   train::TrainConfig c = spec.base;
   c.model = model;
   c.epochs = epochs;
