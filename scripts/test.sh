@@ -4,6 +4,7 @@
 # Usage: scripts/test.sh [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 scripts/setup.sh
 BUILD=${NFSCALE_BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -11,9 +12,9 @@ cmake --build "$BUILD" -j "$(nproc)"
 
 # The PostgreSQL backend's tests read NFSCALE_TEST_PG (a superuser URI of this cluster); without it they skip,
 # and under CI=true they fail.
-PG_OUT=$(scripts/pg-test-cluster.sh start)
+PG_OUT=$("$ROOT/scripts/pg-test-cluster.sh" start)
 PG_DIR=$(head -n 1 <<<"$PG_OUT")
-trap 'scripts/pg-test-cluster.sh stop "$PG_DIR"' EXIT
+trap '"$ROOT/scripts/pg-test-cluster.sh" stop "$PG_DIR"' EXIT
 eval "$(tail -n +2 <<<"$PG_OUT")"
 export NFSCALE_TEST_PG
 echo "[test] PostgreSQL test cluster in $PG_DIR"
