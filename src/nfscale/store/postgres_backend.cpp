@@ -17,7 +17,9 @@ bool has(const std::string& s, const char* part) { return s.find(part) != std::s
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  for (size_t p; (p = s.find('\n')) != std::string::npos;) s.replace(p, 1, " ");
+  for (char& c : s)
+    if (c == '\n' || c == '\t') c = ' ';
+  for (size_t p; (p = s.find("  ")) != std::string::npos;) s.erase(p, 1);
   return s;
 }
 
