@@ -11,6 +11,8 @@ PKGS=(
   libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
   # libraries
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev
+  # results store: the PostgreSQL client library, and the server the tests start a throwaway cluster of
+  libpq-dev postgresql
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # data: Fashion-MNIST (pre-training) and sklearn's digits (fine-tuning target)

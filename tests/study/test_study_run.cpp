@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/frontier_repeats.h"
 #include "nfscale/study/study_progress.h"
 #include "nfscale/study/sweep.h"
@@ -19,17 +19,17 @@ namespace fs = std::filesystem;
 
 const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
 
-scaling::Trial trial(int64_t id, const std::string& model, double epochs, double lr, int64_t seed,
-                     scaling::TrialStatus status, double loss = NAN, double seconds = 0, double flops = 0) {
-  scaling::Trial t;
+store::Trial trial(int64_t id, const std::string& model, double epochs, double lr, int64_t seed,
+                     store::TrialStatus status, double loss = NAN, double seconds = 0, double flops = 0) {
+  store::Trial t;
   t.id = id;
   t.spec.model = model;
   t.spec.epochs = epochs;
   t.spec.lr = lr;
   t.spec.seed = seed;
   t.status = status;
-  if (status == scaling::TrialStatus::Done) {
-    scaling::TrialResult r;
+  if (status == store::TrialStatus::Done) {
+    store::TrialResult r;
     r.holdout_loss = loss;
     r.seconds = seconds;
     r.flops = flops;
@@ -48,9 +48,9 @@ StudySpec two_by_two(bool adaptive) {
 }
 
 TEST(StudyProgress, ExpectedTrialsCountsUnopenedCellsAtTheMeanSearchLength) {
-  using S = scaling::TrialStatus;
+  using S = store::TrialStatus;
   // Cell (a, 1) finished its search in 3 trials; (b, 1) is open; (a, 2) and (b, 2) are not opened yet.
-  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 1, 0.2, 0, S::Done, 1.2, 10),
+  std::vector<store::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 1, 0.2, 0, S::Done, 1.2, 10),
                                    trial(3, "a", 1, 0.8, 0, S::Done, 1.1, 10), trial(4, "b", 1, 0.4, 0, S::Running)};
   EXPECT_DOUBLE_EQ(expected_trials(two_by_two(true), t), 4 + 2 * 3.0);
   EXPECT_DOUBLE_EQ(expected_trials(two_by_two(false), t), 4.0);  // a grid registers everything at once
@@ -60,11 +60,11 @@ TEST(StudyProgress, ExpectedTrialsCountsUnopenedCellsAtTheMeanSearchLength) {
 }
 
 TEST(StudyProgress, EtaUsesEachModelsSecondsPerEpoch) {
-  using S = scaling::TrialStatus;
-  std::vector<scaling::Trial> none = {trial(1, "a", 1, 0.4, 0, S::Pending)};
+  using S = store::TrialStatus;
+  std::vector<store::Trial> none = {trial(1, "a", 1, 0.4, 0, S::Pending)};
   EXPECT_TRUE(std::isnan(eta_seconds(two_by_two(false), none, 1)));  // nothing measured yet
   // a: 10 s per epoch. Unfinished: a@2 (20 s) and b@1 (b unmeasured: the overall 10 s/epoch).
-  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 2, 0.4, 0, S::Pending),
+  std::vector<store::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10), trial(2, "a", 2, 0.4, 0, S::Pending),
                                    trial(3, "b", 1, 0.4, 0, S::Running)};
   EXPECT_NEAR(eta_seconds(two_by_two(false), t, 1), 30.0, 1e-9);
   EXPECT_NEAR(eta_seconds(two_by_two(false), t, 2), 15.0, 1e-9);
@@ -74,8 +74,8 @@ TEST(StudyProgress, EtaUsesEachModelsSecondsPerEpoch) {
 }
 
 TEST(StudyProgress, LineShowsCountsEtaAndFrontier) {
-  using S = scaling::TrialStatus;
-  std::vector<scaling::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10, 1e9),
+  using S = store::TrialStatus;
+  std::vector<store::Trial> t = {trial(1, "a", 1, 0.4, 0, S::Done, 1.0, 10, 1e9),
                                    trial(2, "a", 2, 0.4, 0, S::Done, 0.8, 20, 2e9),
                                    trial(3, "b", 2, 0.4, 0, S::Done, 0.5, 40, 8e9),
                                    trial(4, "b", 1, 0.4, 0, S::Failed), trial(5, "b", 1, 0.2, 0, S::Running)};
@@ -114,10 +114,10 @@ TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
   fs::remove_all(spec.out_dir);
   fs::create_directories(spec.out_dir);
   {
-    scaling::ResultsDb db(spec.db_path());
-    EXPECT_EQ(register_frontier_repeats(db, spec, pts), 4);
-    EXPECT_EQ(register_frontier_repeats(db, spec, pts), 4);  // idempotent
-    auto trials = db.trials("r");
+    auto db = store::open_results_store(spec.db_path());
+    EXPECT_EQ(register_frontier_repeats(*db, spec, pts), 4);
+    EXPECT_EQ(register_frontier_repeats(*db, spec, pts), 4);  // idempotent
+    auto trials = db->trials("r");
     ASSERT_EQ(trials.size(), 4u);
     std::set<std::tuple<std::string, double, double, int64_t>> keys;
     for (auto& t : trials) keys.insert({t.spec.model, t.spec.epochs, t.spec.lr, t.spec.seed});
@@ -125,8 +125,8 @@ TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
                 keys.count({"a", 2, 0.2, 2}));
   }
   spec.frontier_repeats = 0;
-  scaling::ResultsDb db(spec.db_path());
-  EXPECT_EQ(register_frontier_repeats(db, spec, pts), 0);
+  auto db = store::open_results_store(spec.db_path());
+  EXPECT_EQ(register_frontier_repeats(*db, spec, pts), 0);
   fs::remove_all(spec.out_dir);
 }
 
@@ -155,11 +155,11 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   const double achieved = check["achieved"]["holdout_loss"].get<double>();
   EXPECT_TRUE(std::isfinite(achieved));
   // The trained run is the plan: its FLOPs are the planned budget (to within one batch), 2x the largest trial.
-  scaling::ResultsDb db((dir / "out" / "results.sqlite").string());
+  auto db = store::open_results_store((dir / "out" / "results.sqlite").string());
   double max_flops = 0;
   int repeats = 0;
-  for (auto& t : db.trials("pc")) {
-    ASSERT_EQ(t.status, scaling::TrialStatus::Done) << t.error;
+  for (auto& t : db->trials("pc")) {
+    ASSERT_EQ(t.status, store::TrialStatus::Done) << t.error;
     max_flops = std::max(max_flops, t.result->flops);
     repeats += t.spec.seed == 1;
   }

@@ -1,140 +1,313 @@
-// test_sweep.cpp - the sweep's guarantees: a study killed with kill -9 and re-run completes with no trial duplicated
-// or lost and no finished trial repeated; two workers share one database; the adaptive LR search's decisions.
+// test_sweep.cpp - the sweep's guarantees on both results-store backends (SQLite, PostgreSQL): a study killed with
+// kill -9 and re-run completes with no trial duplicated or lost and no finished trial repeated; two workers share
+// one store; a dead worker's stale claim is recovered; the adaptive LR search expands; on PostgreSQL, lost server
+// connections mid-trial lose nothing and repeat nothing, and a password in the --db URI appears nowhere a run writes.
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
-#include "nfscale/scaling/results_db.h"
+#include "../store/store_test_util.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/sweep.h"
-
-extern char** environ;
+#include "nfscale/util/process.h"
 
 namespace nfscale::study {
 namespace {
 namespace fs = std::filesystem;
+using store::StoreKind;
+using store::test_util::ScratchStore;
 
 const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
 
-// A study small enough for CI: 1 model x 2 budgets x 2 LRs on the digits data at 24 px.
-std::string write_study_file(const fs::path& dir) {
+// A study small enough for CI: 1 model x 2 budgets x 2 LRs on the digits data at 24 px (JSON study file).
+nlohmann::json study_json(const fs::path& dir) {
+  return {{"name", "t"},
+          {"models", {"mini-F0"}},
+          {"epochs", {0.25, 0.5}},
+          {"lrs", {0.4, 0.8}},
+          {"seeds", {0}},
+          {"out_dir", (dir / "out").string()},
+          {"train",
+           {{"data", "digits"},
+            {"holdout", 200},
+            {"resolution", 24},
+            {"batch", 32},
+            {"eval_points", 2},
+            {"checkpoint_steps", 2},
+            {"precision", "fp32"}}}};
+}
+
+std::string write_study_file(const fs::path& dir, const nlohmann::json& j) {
   fs::create_directories(dir);
-  const std::string path = (dir / "study.toml").string();
-  std::ofstream(path) << "name = \"t\"\n"
-                         "models = [\"mini-F0\"]\n"
-                         "epochs = [0.25, 0.5]\n"
-                         "lrs = [0.4, 0.8]\n"
-                         "seeds = [0]\n"
-                         "out_dir = \"" << (dir / "out").string() << "\"\n"
-                         "[train]\n"
-                         "data = \"digits\"\n"
-                         "holdout = 200\n"
-                         "resolution = 24\n"
-                         "batch = 32\n"
-                         "eval_points = 2\n"
-                         "checkpoint_steps = 2\n"
-                         "precision = \"fp32\"\n";
+  const std::string path = (dir / "study.json").string();
+  std::ofstream(path) << j.dump(2);
   return path;
 }
 
-pid_t spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  std::vector<std::string> copy = args;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  EXPECT_EQ(posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+pid_t spawn(const std::vector<std::string>& args, const std::string& stderr_path = "/dev/null") {
+  SpawnOptions o;
+  o.stderr_path = stderr_path;
+  return spawn_process(args, o);
 }
 
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
-void expect_complete_and_unique(const fs::path& db_path, int expected_trials) {
-  scaling::ResultsDb db(db_path.string());
-  auto trials = db.trials("t");
-  ASSERT_EQ(static_cast<int>(trials.size()), expected_trials);
-  std::set<std::tuple<std::string, double, double, int64_t>> keys;
-  for (auto& t : trials) {
-    EXPECT_EQ(t.status, scaling::TrialStatus::Done) << "trial " << t.id << ": " << t.error;
-    ASSERT_TRUE(t.result.has_value());
-    EXPECT_TRUE(std::isfinite(t.result->holdout_loss));
-    EXPECT_GT(t.result->flops, 0);
-    keys.insert({t.spec.model, t.spec.epochs, t.spec.lr, t.spec.seed});
-    EXPECT_FALSE(db.eval_points(t.id).empty());
+// Each sweep test runs on a fresh store of its backend; SQLite uses the default location (<out>/results.sqlite,
+// no --db), PostgreSQL a fresh database passed with --db.
+class SweepTest : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == StoreKind::Postgres) NFSCALE_REQUIRE_TEST_PG();
+    ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+    scratch_ = std::make_unique<ScratchStore>(GetParam(), "sweep");
+    dir_ = scratch_->dir();
+    location_ = GetParam() == StoreKind::Sqlite ? (dir_ / "out" / "results.sqlite").string() : scratch_->location();
   }
-  EXPECT_EQ(static_cast<int>(keys.size()), expected_trials);
+  void TearDown() override { scratch_.reset(); }
+
+  std::vector<std::string> sweep_cmd(const std::string& file, std::vector<std::string> extra = {}) const {
+    std::vector<std::string> cmd = {kBinary, "--threads", "1", "sweep", "--study-file", file, "--preset", "smoke"};
+    if (GetParam() == StoreKind::Postgres) cmd.insert(cmd.end(), {"--db", location_});
+    cmd.insert(cmd.end(), extra.begin(), extra.end());
+    return cmd;
+  }
+  std::unique_ptr<store::ResultsStore> open() const { return store::open_results_store(location_); }
+
+  void expect_complete_and_unique(int expected_trials) const {
+    auto db = open();
+    auto trials = db->trials("t");
+    ASSERT_EQ(static_cast<int>(trials.size()), expected_trials);
+    std::set<std::tuple<std::string, double, double, int64_t>> keys;
+    for (auto& t : trials) {
+      EXPECT_EQ(t.status, store::TrialStatus::Done) << "trial " << t.id << ": " << t.error;
+      ASSERT_TRUE(t.result.has_value());
+      EXPECT_TRUE(std::isfinite(t.result->holdout_loss));
+      EXPECT_GT(t.result->flops, 0);
+      keys.insert({t.spec.model, t.spec.epochs, t.spec.lr, t.spec.seed});
+      EXPECT_FALSE(db->eval_points(t.id).empty());
+    }
+    EXPECT_EQ(static_cast<int>(keys.size()), expected_trials);
+  }
+
+  std::unique_ptr<ScratchStore> scratch_;
+  fs::path dir_;
+  std::string location_;
+};
+
+std::string backend_name(const ::testing::TestParamInfo<StoreKind>& info) {
+  return info.param == StoreKind::Sqlite ? "SQLite" : "PostgreSQL";
 }
 
-TEST(Sweep, KilledWithSigkillAndRerunCompletesWithoutDuplicatesOrRepeats) {
-  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
-  const fs::path dir = fs::temp_directory_path() / ("nfscale_sweep_kill_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  const std::string file = write_study_file(dir);
-  const std::vector<std::string> cmd = {kBinary, "--threads", "1", "sweep", "--study-file", file, "--preset", "smoke"};
-  const fs::path db_path = dir / "out" / "results.sqlite";
-
+TEST_P(SweepTest, KilledWithSigkillAndRerunCompletesWithoutDuplicatesOrRepeats) {
+  const std::string file = write_study_file(dir_, study_json(dir_));
+  const auto cmd = sweep_cmd(file);
   // Kill the sweep at a few moments; each re-run must pick up where it stopped.
   std::map<int64_t, double> finished_at;  // trial -> finish time seen before a re-run
   for (int delay_ms : {2500, 4000, 3000}) {
     pid_t pid = spawn(cmd);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    kill(pid, SIGKILL);
-    wait_exit(pid);
-    if (fs::exists(db_path)) {
-      scaling::ResultsDb db(db_path.string());
-      for (auto& t : db.trials("t")) {
-        if (t.status != scaling::TrialStatus::Done) continue;
-        if (finished_at.count(t.id)) EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial re-run";
+    signal_process(pid, SIGKILL);
+    wait_process(pid);
+    if (GetParam() == StoreKind::Postgres || fs::exists(location_)) {
+      auto db = open();
+      for (auto& t : db->trials("t")) {
+        if (t.status != store::TrialStatus::Done) continue;
+        if (finished_at.count(t.id)) {
+          EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial re-run";
+        }
         finished_at[t.id] = *t.finished_at;
       }
     }
   }
-  ASSERT_EQ(wait_exit(spawn(cmd)), 0);
-  expect_complete_and_unique(db_path, 4);
-  scaling::ResultsDb db(db_path.string());
-  for (auto& t : db.trials("t"))
-    if (finished_at.count(t.id)) EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial " << t.id << " re-run";
+  ASSERT_EQ(wait_process(spawn(cmd)), 0);
+  expect_complete_and_unique(4);
+  auto db = open();
+  for (auto& t : db->trials("t")) {
+    if (finished_at.count(t.id)) {
+      EXPECT_EQ(finished_at[t.id], *t.finished_at) << "finished trial " << t.id << " re-run";
+    }
+  }
   // A further re-run finds nothing to do and changes nothing.
-  ASSERT_EQ(wait_exit(spawn(cmd)), 0);
-  for (auto& t : scaling::ResultsDb(db_path.string()).trials("t"))
-    EXPECT_EQ(t.attempts, db.trial(t.id)->attempts);
-  fs::remove_all(dir);
+  ASSERT_EQ(wait_process(spawn(cmd)), 0);
+  for (auto& t : open()->trials("t")) EXPECT_EQ(t.attempts, db->trial(t.id)->attempts);
 }
 
-TEST(Sweep, TwoWorkersShareOneDatabase) {
-  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
-  const fs::path dir = fs::temp_directory_path() / ("nfscale_sweep_two_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  const std::string file = write_study_file(dir);
-  ASSERT_EQ(wait_exit(spawn({kBinary, "sweep", "--study-file", file, "--preset", "smoke", "--workers", "2"})), 0);
-  const fs::path db_path = dir / "out" / "results.sqlite";
-  expect_complete_and_unique(db_path, 4);
-  scaling::ResultsDb db(db_path.string());
+TEST_P(SweepTest, TwoWorkersShareOneStore) {
+  const std::string file = write_study_file(dir_, study_json(dir_));
+  ASSERT_EQ(wait_process(spawn(sweep_cmd(file, {"--workers", "2"}))), 0);
+  expect_complete_and_unique(4);
   std::set<std::string> workers;
-  for (auto& t : db.trials("t")) {
+  for (auto& t : open()->trials("t")) {
     EXPECT_EQ(t.attempts, 1) << "trial " << t.id << " was claimed more than once";
     workers.insert(t.worker_id);
   }
   EXPECT_EQ(workers.size(), 2u) << "both workers should have trained trials";
-  fs::remove_all(dir);
+}
+
+TEST_P(SweepTest, StaleClaimOfAWorkerOnAnotherHostIsRecovered) {
+  nlohmann::json j = study_json(dir_);
+  j["epochs"] = {0.25};
+  const std::string file = write_study_file(dir_, j);
+  StudySpec spec = study_from_json(j, file, preset("smoke"));
+  int64_t stale_id = 0;
+  {
+    auto db = open();
+    register_study(*db, spec);
+    // A worker on another host claimed the first trial and died: its heartbeat is ten minutes old.
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    db->set_clock([now] { return now - 600; });
+    auto t = db->claim_next("t", "other-host:4242", 90);
+    ASSERT_TRUE(t);
+    stale_id = t->id;
+  }
+  ASSERT_EQ(wait_process(spawn(sweep_cmd(file, {"--stale-after", "60"}))), 0);
+  expect_complete_and_unique(2);
+  for (auto& t : open()->trials("t")) {
+    EXPECT_NE(t.worker_id, "other-host:4242");
+    EXPECT_EQ(t.attempts, t.id == stale_id ? 2 : 1) << "trial " << t.id;
+  }
+}
+
+TEST_P(SweepTest, AdaptiveLrSearchExpandsUntilBracketedAndOpensTheNextBudget) {
+  nlohmann::json j = study_json(dir_);
+  j["lrs"] = {0.4};
+  j["adaptive_lr"] = true;
+  j["max_lr_trials"] = 3;
+  const std::string file = write_study_file(dir_, j);
+  ASSERT_EQ(wait_process(spawn(sweep_cmd(file))), 0);
+  auto trials = open()->trials("t");
+  std::map<double, std::vector<std::pair<double, double>>> by_budget;  // epochs -> (lr, loss)
+  for (auto& t : trials) {
+    EXPECT_EQ(t.status, store::TrialStatus::Done) << t.error;
+    if (t.result) by_budget[t.spec.epochs].push_back({t.spec.lr, t.result->holdout_loss});
+  }
+  ASSERT_EQ(by_budget.size(), 2u) << "the 0.5-epoch budget should have been opened";
+  for (auto& [e, group] : by_budget) {
+    EXPECT_GE(group.size(), 2u) << "budget " << e << ": the search should have stepped at least once";
+    EXPECT_EQ(next_adaptive_lr(group, 3), 0.0) << "budget " << e << ": search stopped before it was done";
+  }
+  // The second budget starts at the first budget's best LR.
+  auto first = by_budget.begin()->second;
+  const double best = std::min_element(first.begin(), first.end(), [](auto& a, auto& b) {
+                        return a.second < b.second;
+                      })->first;
+  bool found = false;
+  for (auto& [lr, loss] : by_budget.rbegin()->second) found = found || std::fabs(lr - best) < 1e-12;
+  EXPECT_TRUE(found) << "0.5-epoch search did not start at " << best;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SweepTest, ::testing::Values(StoreKind::Sqlite, StoreKind::Postgres),
+                         backend_name);
+
+// Terminates every server connection to `database` except the caller's (as a server restart would).
+int terminate_connections(const std::string& database) {
+  auto rows = store::test_util::pg_admin(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='" + database +
+      "' AND pid <> pg_backend_pid()");
+  return static_cast<int>(rows.size());
+}
+
+TEST(SweepPostgres, LostConnectionsMidTrialLoseNothingAndRepeatNothing) {
+  NFSCALE_REQUIRE_TEST_PG();
+  ScratchStore scratch(StoreKind::Postgres, "sweeplost");
+  const fs::path dir = scratch.dir();
+  const std::string file = write_study_file(dir, study_json(dir));
+  pid_t pid = spawn({kBinary, "--threads", "1", "sweep", "--study-file", file, "--preset", "smoke", "--db",
+                     scratch.location()},
+                    (dir / "stderr.txt").string());
+  int terminated = 0;
+  for (int i = 0; i < 600 && process_exists(pid); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    terminated += terminate_connections(scratch.database());
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "sweep failed; see " << (dir / "stderr.txt");
+      pid = -1;
+      break;
+    }
+  }
+  if (pid > 0) {
+    EXPECT_EQ(wait_process(pid), 0);
+  }
+  EXPECT_GE(terminated, 3) << "the test should have cut connections while trials ran";
+  auto db = store::open_results_store(scratch.location());
+  auto trials = db->trials("t");
+  ASSERT_EQ(trials.size(), 4u);
+  for (auto& t : trials) {
+    EXPECT_EQ(t.status, store::TrialStatus::Done) << "trial " << t.id << ": " << t.error;
+    EXPECT_EQ(t.attempts, 1) << "trial " << t.id << " was claimed again: its worker lost it";
+    EXPECT_FALSE(db->eval_points(t.id).empty());
+  }
+}
+
+// Everything below `dir`, read as bytes, concatenated with the file names.
+std::string everything_under(const fs::path& dir) {
+  std::string all;
+  for (auto& e : fs::recursive_directory_iterator(dir)) {
+    all += e.path().string() + "\n";
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  return all;
+}
+
+TEST(SweepPostgres, PasswordInTheDbUriAppearsNowhereARunWrites) {
+  NFSCALE_REQUIRE_TEST_PG();
+  const std::string role = "nfscale_sweep_pw_" + std::to_string(::getpid());
+  const std::string password = "Zq7-secret-" + std::to_string(::getpid());
+  store::test_util::pg_admin("DROP ROLE IF EXISTS " + role);
+  store::test_util::pg_admin("CREATE ROLE " + role + " LOGIN PASSWORD '" + password + "'");
+  {
+    ScratchStore scratch(StoreKind::Postgres, "sweeppw", role);
+    const fs::path dir = scratch.dir();
+    const std::string uri = store::test_util::pg_uri_with(scratch.location(), scratch.database(), role + ":" + password);
+    nlohmann::json j = study_json(dir);
+    j["epochs"] = {0.25};  // 2 trials: enough for a report and a fit
+    const std::string file = write_study_file(dir, j);
+    auto run = [&](const std::string& name, std::vector<std::string> args) {
+      SpawnOptions o;
+      o.stdout_path = (dir / (name + ".stdout")).string();
+      o.stderr_path = (dir / (name + ".stderr")).string();
+      args.insert(args.begin(), {kBinary, "--threads", "1"});
+      return wait_process(spawn_process(args, o));
+    };
+    EXPECT_EQ(run("sweep", {"sweep", "--study-file", file, "--preset", "smoke", "--workers", "2", "--db", uri}), 0);
+    EXPECT_EQ(run("report", {"study", "--study-file", file, "--preset", "smoke", "--report-only", "--db", uri}), 0);
+    EXPECT_EQ(run("fit", {"fit", "--db", uri, "--study", "t", "--bootstrap", "10", "--out",
+                          (dir / "fit.json").string()}),
+              0);
+    // Failures print the location too: a wrong study and an unreachable host.
+    EXPECT_NE(run("fit_missing", {"fit", "--db", uri, "--study", "no-such-study"}), 0);
+    EXPECT_NE(run("unreachable",
+                  {"fit", "--db", "postgresql://" + role + ":" + password + "@/x?host=/nonexistent", "--study", "t"}),
+              0);
+    const std::string written = everything_under(dir);
+    EXPECT_NE(written.find(role + ":***@"), std::string::npos) << "the redacted URI should be shown somewhere";
+    EXPECT_EQ(written.find(password), std::string::npos) << "the password leaked into a file under " << dir;
+    // The results store itself: every text value of every table.
+    std::string stored;
+    for (const char* table : {"meta", "trials", "eval_points"})
+      for (auto& row : store::test_util::pg_admin(std::string("SELECT t::text FROM ") + table + " t", scratch.database()))
+        stored += row[0] + "\n";
+    EXPECT_NE(stored.find("mini-F0"), std::string::npos);
+    EXPECT_EQ(stored.find(password), std::string::npos) << "the password was stored in the results store";
+    auto db = store::open_results_store(uri);
+    for (auto& t : db->trials("t")) EXPECT_EQ(t.status, store::TrialStatus::Done) << t.error;
+  }
+  store::test_util::pg_admin("DROP ROLE " + role);
 }
 
 TEST(AdaptiveLr, StepsByTwoUntilBracketed) {

@@ -17,7 +17,7 @@ RegisterCommand reg(30, [](CLI::App& root) {
   auto* app = root.add_subcommand(
       "study",
       "The main job: sweep the study (resumable), fit the scaling laws, plan, and write the HTML report with the\n"
-      "paper's figures to <out>/report/index.html. The default preset takes about 15 minutes on 2 cores.");
+      "paper's figures to <out>/report/index.html. The default preset is aimed at <= 30 minutes on 2 cores.");
   add_study_flags(*app, *args);
   app->add_flag("--report-only", *report_only, "Skip the sweep; fit and report what the database holds");
   app->add_flag("--finetune", *do_finetune,

@@ -4,6 +4,7 @@
 
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/study_flags.h"
+#include "nfscale/store/store_location.h"
 
 namespace nfscale::cli {
 namespace {
@@ -12,7 +13,7 @@ RegisterCommand reg(40, [](CLI::App& root) {
   auto args = std::make_shared<StudyArgs>();
   auto* app = root.add_subcommand(
       "sweep",
-      "Run a study's trials (models x epoch budgets x learning rates x seeds) into its SQLite results database.\n"
+      "Run a study's trials (models x epoch budgets x learning rates x seeds) into its results store (--db).\n"
       "Resumable: re-running the same command after a kill finishes unfinished trials from their checkpoints and\n"
       "never repeats a finished one. Several workers (--workers, or separate processes) can share one database.");
   add_study_flags(*app, *args);
@@ -24,7 +25,7 @@ RegisterCommand reg(40, [](CLI::App& root) {
     study::SweepSummary s = args->worker_only ? study::run_worker(spec, options) : study::run_sweep(spec, options);
     std::fprintf(stderr, "[sweep] study '%s': %lld done, %lld failed, %lld pending, %lld running; database %s\n",
                  spec.name.c_str(), (long long)s.done, (long long)s.failed, (long long)s.pending, (long long)s.running,
-                 spec.db_path().c_str());
+                 store::redact_location(spec.db_path()).c_str());
     if (s.interrupted) throw CLI::RuntimeError(130);
   });
 });

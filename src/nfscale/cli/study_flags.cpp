@@ -13,7 +13,8 @@ void add_study_flags(CLI::App& app, StudyArgs& a) {
   std::string presets;
   for (auto& p : study::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
   app.add_option("--preset", a.preset,
-                 "Study preset: " + presets + " (default: <= 15 min on 2 cores; full: 6 models x 6 budgets x 5 LRs; "
+                 "Study preset: " + presets + " (default: 3 models x 5 budgets, LR searched, <= 30 min on 2 cores; full: 5 "
+                 "models x 6 budgets; "
                  "smoke: seconds)")
       ->capture_default_str();
   app.add_option("--study-file", a.study_file,
@@ -21,6 +22,10 @@ void add_study_flags(CLI::App& app, StudyArgs& a) {
                  "and a [train] table of training settings; applied on top of --preset")
       ->check(CLI::ExistingFile);
   app.add_option("--out", a.out_dir, "Study directory (results.sqlite, trials/, report/); default studies/<preset>");
+  app.add_option("--db", a.db,
+                 "Results store: an SQLite file, or a postgresql:// URI for workers on several hosts (docs/results-db.md;\n"
+                 "keep passwords in ~/.pgpass or PGPASSFILE); default <out>/results.sqlite")
+      ->envname("NFSCALE_DB");
   app.add_option("--workers", a.sweep.workers,
                  "Worker processes sharing the results database (threads are split between them)")
       ->capture_default_str()->check(CLI::PositiveNumber);
@@ -44,6 +49,7 @@ study::StudySpec resolve_study(const StudyArgs& a) {
     if (!j.contains("out_dir") && a.out_dir.empty()) spec.out_dir = "studies/" + spec.name;
   }
   if (!a.out_dir.empty()) spec.out_dir = a.out_dir;
+  spec.db = a.db;
   spec.validate();
   return spec;
 }

@@ -15,6 +15,7 @@ struct StudyArgs {
   std::string preset = "default";
   std::string study_file;  // TOML/JSON study file (on top of the preset)
   std::string out_dir;     // overrides the study's out_dir
+  std::string db;          // results store (--db or NFSCALE_DB); "" = <out>/results.sqlite
   study::SweepOptions sweep;
   bool worker_only = false;  // internal: run one worker of an already registered study
 };

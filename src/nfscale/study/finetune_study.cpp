@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <map>
 
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/finetune.h"
 #include "nfscale/util/error.h"
 
@@ -25,10 +25,10 @@ FinetuneStudy run_finetune_study(const StudySpec& spec, const scaling::StudyFit&
                                  const FinetuneStudyOptions& opt) {
   require(fit.frontier.has_value(),
           "study --finetune needs a pre-training frontier; the fit has none (" + fit.frontier_error + ")");
-  scaling::ResultsDb db(spec.db_path());
-  std::map<int64_t, scaling::Trial> trials;
-  for (auto& t : db.trials(spec.name))
-    if (t.status == scaling::TrialStatus::Done && t.result) trials[t.id] = t;
+  auto db = store::open_results_store(spec.db_path(), store::OpenMode::MustExist);
+  std::map<int64_t, store::Trial> trials;
+  for (auto& t : db->trials(spec.name))
+    if (t.status == store::TrialStatus::Done && t.result) trials[t.id] = t;
 
   // Frontier checkpoints, most expensive first (those are the ones the paper fine-tunes).
   std::vector<scaling::RunPoint> frontier = fit.frontier->frontier;
@@ -37,7 +37,7 @@ FinetuneStudy run_finetune_study(const StudySpec& spec, const scaling::StudyFit&
 
   FinetuneStudy out;
   std::vector<std::pair<size_t, size_t>> pairs;  // (frontier candidate, larger alternative)
-  auto add = [&](const scaling::Trial& t, bool on_frontier) {
+  auto add = [&](const store::Trial& t, bool on_frontier) {
     for (size_t i = 0; i < out.candidates.size(); ++i)
       if (out.candidates[i].trial == "trial " + std::to_string(t.id)) return i;
     FinetuneCandidate c;
@@ -61,7 +61,7 @@ FinetuneStudy run_finetune_study(const StudySpec& spec, const scaling::StudyFit&
     auto m = std::find(spec.models.begin(), spec.models.end(), p.model);
     if (m == spec.models.end() || m + 1 == spec.models.end()) continue;
     const std::string larger = *(m + 1);
-    const scaling::Trial* best = nullptr;
+    const store::Trial* best = nullptr;
     for (auto& [id, t] : trials) {
       if (t.spec.model != larger) continue;
       const double d = std::fabs(std::log(t.result->flops / p.flops));

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "nfscale/scaling/fits.h"
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/sweep.h"
 
 namespace nfscale::study {
@@ -36,7 +36,7 @@ std::vector<scaling::RunPoint> searched_frontier(const StudySpec& spec, const st
   return scaling::extract_frontier(best);
 }
 
-int64_t register_frontier_repeats(scaling::ResultsDb& db, const StudySpec& spec,
+int64_t register_frontier_repeats(store::ResultsStore& db, const StudySpec& spec,
                                   const std::vector<scaling::RunPoint>& points) {
   if (spec.frontier_repeats <= 0) return 0;
   int64_t n = 0;

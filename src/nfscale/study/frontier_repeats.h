@@ -7,8 +7,8 @@
 #include "nfscale/scaling/points.h"
 #include "nfscale/study/study_spec.h"
 
-namespace nfscale::scaling {
-class ResultsDb;
+namespace nfscale::store {
+class ResultsStore;
 }
 
 namespace nfscale::study {
@@ -22,7 +22,7 @@ std::vector<scaling::RunPoint> searched_frontier(const StudySpec& spec, const st
 
 // Registers (idempotently) one trial per frontier point and repeat seed, with the frontier point's LR; returns
 // how many trials the frontier asks for in total (registered now or before). 0 when frontier_repeats is 0.
-int64_t register_frontier_repeats(scaling::ResultsDb& db, const StudySpec& spec,
+int64_t register_frontier_repeats(store::ResultsStore& db, const StudySpec& spec,
                                   const std::vector<scaling::RunPoint>& points);
 
 }  // namespace nfscale::study

@@ -13,7 +13,7 @@
 #include "nfscale/report/html.h"
 #include "nfscale/report/plot.h"
 #include "nfscale/scaling/compute.h"
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 
@@ -58,12 +58,10 @@ std::vector<report::NamedCurve> loss_curves(const std::vector<scaling::RunPoint>
 }  // namespace
 
 std::vector<scaling::RunPoint> study_points(const std::string& db_path, const std::string& study) {
-  require(fs::exists(db_path), "results database " + db_path + " does not exist; run `nfscale sweep` or `nfscale "
-                               "study` first, or pass the right --db");
-  scaling::ResultsDb db(db_path);
+  auto db = store::open_results_store(db_path, store::OpenMode::MustExist);
   std::vector<scaling::RunPoint> pts;
-  for (auto& t : db.trials(study)) {
-    if (t.status != scaling::TrialStatus::Done || !t.result) continue;
+  for (auto& t : db->trials(study)) {
+    if (t.status != store::TrialStatus::Done || !t.result) continue;
     const auto& r = *t.result;
     scaling::RunPoint p;
     p.model = t.spec.model;
@@ -83,7 +81,7 @@ std::vector<scaling::RunPoint> study_points(const std::string& db_path, const st
     p.origin = "trial " + std::to_string(t.id);
     pts.push_back(p);
   }
-  require(!pts.empty(), db_path + ": study '" + study + "' has no finished trials yet (run `nfscale sweep`)");
+  require(!pts.empty(), db->location() + ": study '" + study + "' has no finished trials yet (run `nfscale sweep`)");
   return pts;
 }
 
@@ -102,10 +100,10 @@ std::vector<scaling::ModelCostInfo> planner_models(const std::vector<scaling::Ru
 }
 
 double measured_flops_per_second(const std::string& db_path, const std::string& study) {
-  scaling::ResultsDb db(db_path);
+  auto db = store::open_results_store(db_path, store::OpenMode::MustExist);
   double flops = 0, seconds = 0;
-  for (auto& t : db.trials(study))
-    if (t.status == scaling::TrialStatus::Done && t.result) {
+  for (auto& t : db->trials(study))
+    if (t.status == store::TrialStatus::Done && t.result) {
       flops += t.result->flops;
       seconds += t.result->seconds;
     }
@@ -120,8 +118,7 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   make_dirs(rep.report_dir);
   std::vector<scaling::RunPoint> pts = study_points(spec.db_path(), spec.name);
   {
-    scaling::ResultsDb db(spec.db_path());
-    auto c = db.counts(spec.name);
+    auto c = store::open_results_store(spec.db_path())->counts(spec.name);
     rep.trials_done = c.done;
     rep.trials_failed = c.failed;
   }

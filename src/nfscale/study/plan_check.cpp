@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/pipeline.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
@@ -26,11 +26,11 @@ std::string record_path(const StudySpec& spec) { return (fs::path(spec.out_dir) 
 
 // Reads the check's trial back from its database into `c`.
 void read_result(PlanCheck& c, const StudySpec& check) {
-  if (!fs::exists(check.db_path())) return;
-  scaling::ResultsDb db(check.db_path());
-  for (auto& t : db.trials(check.name)) {
-    if (t.status == scaling::TrialStatus::Failed) c.error = "the planned run diverged: " + t.error;
-    if (t.status != scaling::TrialStatus::Done || !t.result) continue;
+  if (check.db.empty() && !fs::exists(check.db_path())) return;
+  auto db = store::open_results_store(check.db_path());
+  for (auto& t : db->trials(check.name)) {
+    if (t.status == store::TrialStatus::Failed) c.error = "the planned run diverged: " + t.error;
+    if (t.status != store::TrialStatus::Done || !t.result) continue;
     c.done = true;
     c.achieved_loss = t.result->holdout_loss;
     c.achieved_top1_err = t.result->holdout_top1_error;

@@ -11,15 +11,15 @@
 #include <tuple>
 
 #include "nfscale/scaling/fits.h"
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/util/progress.h"
 
 namespace nfscale::study {
 
 namespace {
-using scaling::TrialStatus;
+using store::TrialStatus;
 
-bool finished(const scaling::Trial& t) { return t.status == TrialStatus::Done || t.status == TrialStatus::Failed; }
+bool finished(const store::Trial& t) { return t.status == TrialStatus::Done || t.status == TrialStatus::Failed; }
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -28,7 +28,7 @@ std::string fmt(const char* f, double v) {
 }
 }  // namespace
 
-double expected_trials(const StudySpec& spec, const std::vector<scaling::Trial>& trials) {
+double expected_trials(const StudySpec& spec, const std::vector<store::Trial>& trials) {
   if (!spec.adaptive_lr) return double(trials.size());
   using Cell = std::tuple<std::string, double, int64_t>;
   std::map<Cell, std::pair<int, bool>> cells;  // cell -> (trials, all finished)
@@ -51,7 +51,7 @@ double expected_trials(const StudySpec& spec, const std::vector<scaling::Trial>&
   return double(trials.size()) + unopened * per_cell;
 }
 
-double eta_seconds(const StudySpec& spec, const std::vector<scaling::Trial>& trials, int workers) {
+double eta_seconds(const StudySpec& spec, const std::vector<store::Trial>& trials, int workers) {
   std::map<std::string, std::pair<double, double>> per_model;  // model -> (seconds, epochs) of finished trials
   double all_s = 0, all_e = 0;
   for (auto& t : trials)
@@ -85,7 +85,7 @@ double eta_seconds(const StudySpec& spec, const std::vector<scaling::Trial>& tri
   return eta / std::max(1, workers);
 }
 
-std::string frontier_summary(const std::vector<scaling::Trial>& trials) {
+std::string frontier_summary(const std::vector<store::Trial>& trials) {
   std::vector<scaling::RunPoint> pts;
   for (auto& t : trials) {
     if (t.status != TrialStatus::Done || !t.result || !std::isfinite(t.result->holdout_loss)) continue;
@@ -108,7 +108,7 @@ std::string frontier_summary(const std::vector<scaling::Trial>& trials) {
   return s;
 }
 
-std::string progress_line(const StudySpec& spec, const std::string& phase, const std::vector<scaling::Trial>& trials,
+std::string progress_line(const StudySpec& spec, const std::string& phase, const std::vector<store::Trial>& trials,
                           int workers) {
   int64_t done = 0, running = 0, failed = 0;
   for (auto& t : trials) {
@@ -131,8 +131,8 @@ StudyProgress::StudyProgress(const StudySpec& spec, std::string phase, int worke
     : spec_(spec), phase_(std::move(phase)), workers_(workers), period_s_(period_s), tty_(::isatty(2) != 0) {
   // Trials finished before this phase started are not re-printed.
   try {
-    scaling::ResultsDb db(spec_.db_path());
-    for (auto& t : db.trials(spec_.name))
+    auto db = store::open_results_store(spec_.db_path());
+    for (auto& t : db->trials(spec_.name))
       if (finished(t)) reported_[t.id] = int(t.status);
   } catch (const std::exception&) {
   }
@@ -158,10 +158,9 @@ void StudyProgress::loop() {
 }
 
 void StudyProgress::poll(bool final) {
-  std::vector<scaling::Trial> trials;
+  std::vector<store::Trial> trials;
   try {
-    scaling::ResultsDb db(spec_.db_path());
-    trials = db.trials(spec_.name);
+    trials = store::open_results_store(spec_.db_path())->trials(spec_.name);
   } catch (const std::exception&) {
     return;  // the database is busy or being created: try again next period
   }

@@ -11,7 +11,7 @@
 
 #include "nfscale/study/study_spec.h"
 
-namespace nfscale::scaling {
+namespace nfscale::store {
 struct Trial;
 }
 
@@ -20,19 +20,19 @@ namespace nfscale::study {
 // Expected number of trials of the study once every (model, budget, seed) cell has been searched: registered
 // trials plus, for each cell not opened yet, the mean number of trials of the cells finished so far (3 when none
 // has: start, one step up, one step down). Grid studies register everything at once.
-double expected_trials(const StudySpec& spec, const std::vector<scaling::Trial>& trials);
+double expected_trials(const StudySpec& spec, const std::vector<store::Trial>& trials);
 
 // Remaining wall seconds: each unfinished (or still expected) trial costs its epoch budget times the seconds per
 // epoch measured on finished trials of the same model (all models' mean when none has finished), over `workers`.
 // NaN until some trial has finished.
-double eta_seconds(const StudySpec& spec, const std::vector<scaling::Trial>& trials, int workers);
+double eta_seconds(const StudySpec& spec, const std::vector<store::Trial>& trials, int workers);
 
 // One-line summary of the compute frontier of the finished trials (best loss per model and budget):
 // "frontier 5 pts, 2 models, 12x C: mini-F0@0.25 0.712 .. mini-F1@2 0.381". Empty when nothing has finished.
-std::string frontier_summary(const std::vector<scaling::Trial>& trials);
+std::string frontier_summary(const std::vector<store::Trial>& trials);
 
 // The progress line: "[study] sweep 12/~40 trials (2 running, 1 failed)  ETA 14m 20s  | frontier ...".
-std::string progress_line(const StudySpec& spec, const std::string& phase, const std::vector<scaling::Trial>& trials,
+std::string progress_line(const StudySpec& spec, const std::string& phase, const std::vector<store::Trial>& trials,
                           int workers);
 
 // Background printer: polls the database every `period_s`; prints each newly finished or failed trial as a log

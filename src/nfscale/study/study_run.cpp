@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/study/frontier_repeats.h"
 #include "nfscale/study/plan_check.h"
 
@@ -21,8 +21,8 @@ StudyRun run_study(const StudySpec& spec, const StudyRunOptions& options) {
     // 2. Noise: the frontier trials again under further seeds.
     if (spec.frontier_repeats > 0) {
       {
-        scaling::ResultsDb db(spec.db_path());
-        run.repeats = register_frontier_repeats(db, spec, study_points(spec.db_path(), spec.name));
+        auto db = store::open_results_store(spec.db_path());
+        run.repeats = register_frontier_repeats(*db, spec, study_points(spec.db_path(), spec.name));
       }
       SweepOptions o = options.sweep;
       o.phase = "seed repeats";

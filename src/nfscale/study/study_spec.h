@@ -26,12 +26,16 @@ struct StudySpec {
   double plan_check = 0.0;             // after the fits: train the planner's choice for plan_check x the largest
                                        // swept budget and compare predicted with achieved loss (0 = off; 2-4)
 
-  std::string db_path() const;         // <out_dir>/results.sqlite
+  std::string db;                      // results store (--db / NFSCALE_DB): SQLite path or postgresql:// URI;
+                                       // "" = <out_dir>/results.sqlite. Never written to study.json (may hold a
+                                       // password); workers get it through NFSCALE_DB.
+  std::string db_path() const;         // db, or <out_dir>/results.sqlite
   std::string trial_dir(const std::string& model, double epochs, double lr, uint64_t seed) const;
   void validate() const;               // UserError naming the field
 };
 
-// Presets: "default" (<= 15 min on 2 cores), "full" (the longer study), "smoke" (seconds; for tests).
+// Presets: "default" (the paper's regime at small scale, <= 30 min on 2 cores), "full" (the longer study), "smoke"
+// (seconds; tests).
 StudySpec preset(const std::string& name);
 std::vector<std::string> preset_names();
 

@@ -2,12 +2,9 @@
 #include "nfscale/study/sweep.h"
 
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <chrono>
 #include <cmath>
@@ -20,26 +17,21 @@
 #include <ATen/Parallel.h>
 #include <thread>
 
-#include "nfscale/scaling/results_db.h"
-#include "nfscale/scaling/trial_lease.h"
+#include "nfscale/store/results_store.h"
+#include "nfscale/store/trial_lease.h"
 #include "nfscale/train/trainer.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/process.h"
 #include "nfscale/util/progress.h"
 #include "nfscale/study/study_progress.h"
-
-extern char** environ;
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string default_worker_id() {
-  char host[128] = {0};
-  ::gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(::getpid());
-}
+std::string default_worker_id() { return host_name() + ":" + std::to_string(::getpid()); }
 
 // Claim order: cheap budgets first (so adaptive searches and early fits get data soon), then model order.
 int64_t order_of(const StudySpec& spec, const std::string& model, double epochs) {
@@ -51,14 +43,14 @@ int64_t order_of(const StudySpec& spec, const std::string& model, double epochs)
 bool same(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b)); }
 
 // (lr, loss) pairs of one (model, epochs, seed) group: loss NaN while unfinished, +inf if failed (diverged).
-std::vector<std::pair<double, double>> group_results(const std::vector<scaling::Trial>& trials,
+std::vector<std::pair<double, double>> group_results(const std::vector<store::Trial>& trials,
                                                      const std::string& model, double epochs, int64_t seed) {
   std::vector<std::pair<double, double>> out;
   for (auto& t : trials) {
     if (t.spec.model != model || !same(t.spec.epochs, epochs) || t.spec.seed != seed) continue;
     double loss = std::nan("");
-    if (t.status == scaling::TrialStatus::Done && t.result) loss = t.result->holdout_loss;
-    if (t.status == scaling::TrialStatus::Failed) loss = INFINITY;
+    if (t.status == store::TrialStatus::Done && t.result) loss = t.result->holdout_loss;
+    if (t.status == store::TrialStatus::Failed) loss = INFINITY;
     out.emplace_back(t.spec.lr, loss);
   }
   return out;
@@ -66,7 +58,7 @@ std::vector<std::pair<double, double>> group_results(const std::vector<scaling::
 
 // After a trial of an adaptive study ends: extend its group's search, or (once bracketed) open the next budget of
 // the same model starting at this budget's optimum (the optimal LR falls slowly with the budget).
-void expand_adaptive(scaling::ResultsDb& db, const StudySpec& spec, const scaling::Trial& finished) {
+void expand_adaptive(store::ResultsStore& db, const StudySpec& spec, const store::Trial& finished) {
   auto trials = db.trials(spec.name);
   const auto& s = finished.spec;
   auto group = group_results(trials, s.model, s.epochs, s.seed);
@@ -88,14 +80,12 @@ void expand_adaptive(scaling::ResultsDb& db, const StudySpec& spec, const scalin
 
 // Releases running trials claimed by workers of this host whose process no longer exists (killed with -9):
 // they resume at once instead of waiting for their heartbeat to go stale.
-void release_dead_local_claims(scaling::ResultsDb& db, const std::string& study) {
-  char host[128] = {0};
-  ::gethostname(host, sizeof host - 1);
-  const std::string prefix = std::string(host) + ":";
+void release_dead_local_claims(store::ResultsStore& db, const std::string& study) {
+  const std::string prefix = host_name() + ":";
   for (auto& t : db.trials(study)) {
-    if (t.status != scaling::TrialStatus::Running || t.worker_id.rfind(prefix, 0) != 0) continue;
+    if (t.status != store::TrialStatus::Running || t.worker_id.rfind(prefix, 0) != 0) continue;
     const pid_t pid = static_cast<pid_t>(std::atoll(t.worker_id.c_str() + prefix.size()));
-    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (pid <= 0 || pid == ::getpid() || process_exists(pid)) continue;
     try {
       db.release(t.id, t.worker_id);
     } catch (const UserError&) {
@@ -106,7 +96,7 @@ void release_dead_local_claims(scaling::ResultsDb& db, const std::string& study)
 
 }  // namespace
 
-scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
+store::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
                               uint64_t seed, int64_t order) {
   train::TrainConfig c = spec.base;
   c.model = model;
@@ -115,7 +105,7 @@ scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, d
   c.seed = seed;
   c.run_dir = spec.trial_dir(model, epochs, lr, seed);
   c.quiet = true;
-  scaling::TrialSpec t;
+  store::TrialSpec t;
   t.study = spec.name;
   t.model = model;
   t.epochs = epochs;
@@ -142,7 +132,7 @@ double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, i
   return 0.0;                                                               // bracketed
 }
 
-void register_study(scaling::ResultsDb& db, const StudySpec& spec) {
+void register_study(store::ResultsStore& db, const StudySpec& spec) {
   spec.validate();
   make_dirs(spec.out_dir);
   write_file_atomic((fs::path(spec.out_dir) / "study.json").string(), to_json(spec).dump(2) + "\n");
@@ -161,12 +151,13 @@ void register_study(scaling::ResultsDb& db, const StudySpec& spec) {
 
 SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
   const std::string worker = options.worker_id.empty() ? default_worker_id() : options.worker_id;
-  scaling::ResultsDb db(spec.db_path());
+  auto opened = store::open_results_store(spec.db_path());
+  store::ResultsStore& db = *opened;
   SweepSummary summary;
   auto t0 = std::chrono::steady_clock::now();
   release_dead_local_claims(db, spec.name);
   while (true) {
-    std::optional<scaling::Trial> claimed = db.claim_next(spec.name, worker, options.stale_after_s);
+    std::optional<store::Trial> claimed = db.claim_next(spec.name, worker, options.stale_after_s);
     if (!claimed) {
       auto c = db.counts(spec.name);
       if (c.running == 0 && c.pending == 0) break;
@@ -175,16 +166,16 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
       release_dead_local_claims(db, spec.name);
       continue;
     }
-    const scaling::Trial& t = *claimed;
+    const store::Trial& t = *claimed;
     train::TrainConfig cfg = train::config_from_json(nlohmann::json::parse(t.spec.config_json),
-                                                     spec.db_path() + " trial " + std::to_string(t.id));
+                                                     db.location() + " trial " + std::to_string(t.id));
     db.set_run_dir(t.id, worker, cfg.run_dir);
     // The claim is kept alive by a background heartbeat (its own connection), so long set-up or evaluation
     // phases cannot make it look stale.
-    scaling::TrialLease lease(spec.db_path(), t.id, worker, std::max(1.0, options.stale_after_s / 6));
+    store::TrialLease lease(spec.db_path(), t.id, worker, std::max(1.0, options.stale_after_s / 6));
     train::TrainHooks hooks;
     hooks.on_eval = [&](const train::EvalPoint& p) {
-      scaling::EvalPoint e;
+      store::EvalPoint e;
       e.step = p.step;
       e.epoch = p.epoch;
       e.examples_seen = p.examples_seen;
@@ -204,7 +195,7 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
                        worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
         break;
       }
-      scaling::TrialResult res;
+      store::TrialResult res;
       res.flops = r.train_flops;
       res.seconds = r.seconds;
       res.params = r.params;
@@ -249,25 +240,21 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
 SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
   {
     make_dirs(spec.out_dir);
-    scaling::ResultsDb db(spec.db_path());
-    if (options.retry_failed) db.reset_failed(spec.name);
-    register_study(db, spec);
+    auto db = store::open_results_store(spec.db_path());
+    if (options.retry_failed) db->reset_failed(spec.name);
+    register_study(*db, spec);
   }
   std::vector<pid_t> children;
   const std::string study_file = (fs::path(spec.out_dir) / "study.json").string();
   // The process's intra-op threads (--threads, default all cores) are split between the workers, at least one each.
   const int threads_each = std::max(1, at::get_num_threads() / std::max(1, options.workers));
+  SpawnOptions child;
+  if (!spec.db.empty()) child.env.push_back({"NFSCALE_DB", spec.db});  // not argv: it may hold a password
   for (int w = 1; w < options.workers; ++w) {
-    std::vector<std::string> args = {"/proc/self/exe", "--threads", std::to_string(threads_each), "sweep",
-                                     "--study-file", study_file, "--worker-only", "--stale-after",
-                                     std::to_string(options.stale_after_s)};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0)
-      throw UserError("cannot start sweep worker process " + std::to_string(w) + " (posix_spawn failed)");
-    children.push_back(pid);
+    children.push_back(spawn_process({"/proc/self/exe", "--threads", std::to_string(threads_each), "sweep",
+                                      "--study-file", study_file, "--worker-only", "--stale-after",
+                                      std::to_string(options.stale_after_s)},
+                                     child));
   }
   SweepSummary summary;
   {
@@ -284,12 +271,10 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
     at::set_num_threads(own_threads);
   }
   for (pid_t pid : children) {
-    if (summary.interrupted) ::kill(pid, SIGTERM);  // the workers checkpoint and release their trials too
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    if (summary.interrupted) signal_process(pid, SIGTERM);  // the workers checkpoint and release their trials too
+    wait_process(pid);
   }
-  scaling::ResultsDb db(spec.db_path());
-  auto c = db.counts(spec.name);
+  auto c = store::open_results_store(spec.db_path())->counts(spec.name);
   summary.done = c.done;
   summary.failed = c.failed;
   summary.pending = c.pending;

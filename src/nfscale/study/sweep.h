@@ -1,14 +1,14 @@
 // sweep.h - runs a study's trials (models x budgets x LRs x seeds) against the shared results database:
 // registration (grid or adaptive LR search), worker loops that claim, train (resuming from checkpoints) and record,
-// and multi-process workers sharing one SQLite file.
+// and multi-process workers sharing one results store (SQLite file or PostgreSQL server).
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "nfscale/study/study_spec.h"
 
-namespace nfscale::scaling {
-class ResultsDb;
+namespace nfscale::store {
+class ResultsStore;
 struct TrialSpec;
 }
 
@@ -33,11 +33,11 @@ struct SweepSummary {
 
 // The trial of `model` at `epochs` and base LR `lr` with `seed`: the study's shared training settings, its run dir
 // under <out_dir>/trials/, claimed in `order`.
-scaling::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
-                              uint64_t seed, int64_t order);
+store::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
+                            uint64_t seed, int64_t order);
 
 // Writes <out_dir>/study.json (the resolved spec) and registers the initial trials (idempotent).
-void register_study(scaling::ResultsDb& db, const StudySpec& spec);
+void register_study(store::ResultsStore& db, const StudySpec& spec);
 
 // One worker: claim -> train (resume) -> record, until nothing is left. Adaptive LR expansion happens here.
 SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options);

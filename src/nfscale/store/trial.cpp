@@ -1,9 +1,9 @@
 // trial.cpp - text forms of trial states.
-#include "nfscale/scaling/trial.h"
+#include "nfscale/store/trial.h"
 
 #include "nfscale/util/error.h"
 
-namespace nfscale::scaling {
+namespace nfscale::store {
 
 std::string to_string(TrialStatus status) {
   switch (status) {
@@ -24,4 +24,4 @@ TrialStatus parse_trial_status(const std::string& text, const std::string& what)
                   "' (expected pending, running, done or failed; the database may be from another program)");
 }
 
-}  // namespace nfscale::scaling
+}  // namespace nfscale::store

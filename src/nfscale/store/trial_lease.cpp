@@ -1,17 +1,17 @@
 // trial_lease.cpp - background heartbeat thread of a claimed trial.
-#include "nfscale/scaling/trial_lease.h"
+#include "nfscale/store/trial_lease.h"
 
 #include <chrono>
 #include <exception>
 #include <memory>
 
-#include "nfscale/scaling/results_db.h"
+#include "nfscale/store/results_store.h"
 #include "nfscale/util/error.h"
 
-namespace nfscale::scaling {
+namespace nfscale::store {
 
-TrialLease::TrialLease(const std::string& db_path, int64_t trial_id, std::string worker, double interval_s)
-    : db_path_(db_path), trial_id_(trial_id), worker_(std::move(worker)), interval_s_(interval_s) {
+TrialLease::TrialLease(const std::string& db_location, int64_t trial_id, std::string worker, double interval_s)
+    : db_location_(db_location), trial_id_(trial_id), worker_(std::move(worker)), interval_s_(interval_s) {
   require(interval_s > 0.0, "trial lease: heartbeat interval must be > 0 seconds");
   thread_ = std::thread([this] { run(); });
 }
@@ -31,14 +31,17 @@ std::string TrialLease::last_error() const {
 }
 
 void TrialLease::run() {
-  std::unique_ptr<ResultsDb> db;
+  std::unique_ptr<ResultsStore> db;
   const auto interval = std::chrono::duration<double>(interval_s_);
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_ && !lost_.load()) {
     lock.unlock();
     std::string error;
     try {
-      if (!db) db = std::make_unique<ResultsDb>(db_path_);
+      if (!db) {
+        db = open_results_store(db_location_);
+        db->set_reconnect_window(interval_s_);  // this loop retries by itself; never block the owner for long
+      }
       if (db->heartbeat(trial_id_, worker_)) {
         beats_.fetch_add(1);
       } else {
@@ -54,4 +57,4 @@ void TrialLease::run() {
   }
 }
 
-}  // namespace nfscale::scaling
+}  // namespace nfscale::store

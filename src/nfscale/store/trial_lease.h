@@ -1,5 +1,5 @@
 // trial_lease.h - RAII heartbeat for a claimed trial: a background thread keeps the claim alive while training.
-// The lease uses its own database connection, so the training thread can use its ResultsDb freely.
+// The lease uses its own connection to the results store, so the training thread can use its ResultsStore freely.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -8,13 +8,13 @@
 #include <string>
 #include <thread>
 
-namespace nfscale::scaling {
+namespace nfscale::store {
 
 class TrialLease {
  public:
   // Starts heartbeating trial `trial_id` as `worker` every `interval_s` seconds (the first beat is immediate).
   // Choose interval_s well below the stale_after_s that claimers use (e.g. a quarter of it).
-  TrialLease(const std::string& db_path, int64_t trial_id, std::string worker, double interval_s);
+  TrialLease(const std::string& db_location, int64_t trial_id, std::string worker, double interval_s);
   // Stops the thread (promptly, it does not wait out the interval).
   ~TrialLease();
   TrialLease(const TrialLease&) = delete;
@@ -24,13 +24,14 @@ class TrialLease {
   // the trainer should stop and must not call finish().
   bool lost() const { return lost_.load(); }
   int64_t beats() const { return beats_.load(); }
-  // Text of the last heartbeat error (e.g. database busy); empty if none. Errors are retried next interval.
+  // Text of the last heartbeat error (e.g. database busy, server unreachable); empty if none. Errors are retried
+  // next interval (reconnecting).
   std::string last_error() const;
 
  private:
   void run();
 
-  std::string db_path_;
+  std::string db_location_;  // SQLite path or postgresql:// URI (may hold a password: never shown)
   int64_t trial_id_;
   std::string worker_;
   double interval_s_;
@@ -43,4 +44,4 @@ class TrialLease {
   std::thread thread_;
 };
 
-}  // namespace nfscale::scaling
+}  // namespace nfscale::store

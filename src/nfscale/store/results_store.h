@@ -1,33 +1,41 @@
-// results_db.h - the study's results database (SQLite): trials, their claims by workers, results, eval points.
-// Many worker processes share one file; claims are atomic (BEGIN IMMEDIATE) and a dead worker's claim is recovered
-// once its heartbeat is stale. Schema, states and protocol: docs/results-db.md.
+// results_store.h - the study's results store: trials, their claims by workers, results, eval points. One
+// protocol over two SQL backends (sql_backend.h): an SQLite file (the default, workers on one host) or a
+// PostgreSQL server (workers on many hosts), chosen by the location (`--db`). Claims are atomic and a dead worker's
+// claim is recovered once its heartbeat is stale. Schema, states and protocol: docs/results-db.md.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "nfscale/scaling/trial.h"
+#include "nfscale/store/sql_backend.h"
+#include "nfscale/store/trial.h"
 
-struct sqlite3;
+namespace nfscale::store {
 
-namespace nfscale::scaling {
+enum class OpenMode {
+  Create,    // create the store (SQLite file, or the tables in the PostgreSQL database) if absent
+  MustExist  // refuse a missing SQLite file or a PostgreSQL database without the store ("run a sweep first")
+};
 
-class ResultsDb {
+class ResultsStore {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens (creating if absent) the database at `path`: WAL journal, busy_timeout, foreign keys on.
-  // Throws UserError if the file is not an SQLite database, is not an nfscale results database, or has a newer
-  // schema version.
-  explicit ResultsDb(const std::string& path, double busy_timeout_s = 60.0);
-  ~ResultsDb();
-  ResultsDb(const ResultsDb&) = delete;
-  ResultsDb& operator=(const ResultsDb&) = delete;
+  // Runs the protocol on `backend`: creates the schema if the store is empty, and throws UserError if it holds
+  // other tables (not an nfscale results store), has a newer or unknown schema version, or (MustExist) is empty.
+  explicit ResultsStore(std::unique_ptr<SqlBackend> backend, OpenMode mode = OpenMode::Create);
+  ~ResultsStore();
+  ResultsStore(const ResultsStore&) = delete;
+  ResultsStore& operator=(const ResultsStore&) = delete;
 
-  const std::string& path() const { return path_; }
+  // The location for messages and logs (a URI's password replaced by ***), and the backend's name.
+  const std::string& location() const;
+  const char* backend_name() const;
+  SqlBackend& backend() { return *backend_; }
   int schema_version() const;
 
   // Adds a pending trial; if (study, model, epochs, lr, seed) exists already, returns the existing id unchanged.
@@ -73,28 +81,33 @@ class ResultsDb {
 
   // Replaces the wall clock (unix seconds) used for claims, heartbeats and timestamps; for tests.
   void set_clock(std::function<double()> clock);
+  // How long a lost server connection is retried (reconnect and re-run the transaction) before giving up.
+  void set_reconnect_window(double seconds) { reconnect_window_s_ = seconds; }
 
  private:
-  class Stmt;
-  friend class Stmt;
-  void exec(const char* sql, const char* operation);
-  void init_schema();
+  void init_schema(OpenMode mode);
   double now() const;
+  // Runs `body` (in a write transaction when `write`), reconnecting and re-running it when the connection is lost.
   template <class F>
-  auto write_txn(const char* operation, F&& body) -> decltype(body());
-  [[noreturn]] void fail_sqlite(int rc, const char* operation) const;
-  static Trial row_to_trial(const Stmt& s);
-  // UPDATE trials SET <set_sql> for the trial `worker` owns while running; `bind` fills the SET slots and returns
-  // how many it used. Throws UserError explaining why when no owned row matched.
+  auto run(const char* operation, bool write, F&& body) const -> decltype(body());
+  // UPDATE trials SET <set_sql> for the trial `worker` owns while running. When no owned row matched, throws
+  // UserError explaining why, unless `applied` says a lost COMMIT of this very call had already done it.
   void owned_update(int64_t id, const std::string& worker, const char* operation, const std::string& set_sql,
-                    const std::function<int(Stmt&)>& bind);
-  std::vector<Trial> query_trials(const char* where_sql, const std::function<void(Stmt&)>& bind,
+                    std::vector<SqlValue> set_values, const std::function<bool(const Trial&)>& applied);
+  static Trial row_to_trial(const SqlRow& row);
+  std::vector<Trial> query_trials(const std::string& where_sql, const std::vector<SqlValue>& params,
                                   const char* operation) const;
 
-  std::string path_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<SqlBackend> backend_;
   mutable std::recursive_mutex mutex_;  // one connection: serialise whole transactions across threads
+  mutable int depth_ = 0;               // nesting of run(): only the outermost call retries
+  mutable bool commit_was_lost_ = false;  // set while re-running a transaction whose COMMIT outcome is unknown
   std::function<double()> clock_;
+  double reconnect_window_s_ = 60.0;
 };
 
-}  // namespace nfscale::scaling
+// Opens the store at `location`: a postgresql:// (or postgres://) URI, or an SQLite file path.
+// MustExist for SQLite: the file must exist ("run `nfscale sweep` first, or pass the right --db").
+std::unique_ptr<ResultsStore> open_results_store(const std::string& location, OpenMode mode = OpenMode::Create);
+
+}  // namespace nfscale::store

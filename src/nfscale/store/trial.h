@@ -1,11 +1,11 @@
-// trial.h - value types of the results database: a trial's spec, its outcome, its state and its eval points.
+// trial.h - value types of the results store: a trial's spec, its outcome, its state and its eval points.
 // A trial is one (study, model, epoch budget, learning rate, seed) training run (docs/results-db.md).
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <string>
 
-namespace nfscale::scaling {
+namespace nfscale::store {
 
 // Life cycle: pending -> running (claimed) -> done | failed; failed -> pending only by reset_failed();
 // running -> running (another worker) when the owner's heartbeat goes stale.
@@ -73,4 +73,4 @@ struct StudyCounts {
   int64_t total() const { return pending + running + done + failed; }
 };
 
-}  // namespace nfscale::scaling
+}  // namespace nfscale::store
