@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "nfscale/report/figures.h"
+#include "nfscale/report/svg_canvas.h"
 #include "nfscale/util/error.h"
 #include "report_test_util.h"
 

@@ -12,6 +12,7 @@
 #include "nfscale/report/plot.h"
 #include "nfscale/report/text_metrics.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/report/svg_canvas.h"
 #include "nfscale/util/error.h"
 #include "report_test_util.h"
 

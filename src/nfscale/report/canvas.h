@@ -15,7 +15,6 @@ struct Rgb {
   bool operator==(const Rgb& o) const { return r == o.r && g == o.g && b == o.b; }
   bool operator!=(const Rgb& o) const { return !(*this == o); }
 };
-std::string to_hex(Rgb c);  // "#rrggbb"
 
 enum class Anchor { Start, Middle, End };
 
@@ -46,8 +45,5 @@ class Canvas {
     polyline({{x0, y0}, {x1, y1}}, color, width, dashed);
   }
 };
-
-// Escapes & < > " ' for XML/HTML text and attribute values (and replaces invalid UTF-8 with U+FFFD).
-std::string xml_escape(const std::string& text);
 
 }  // namespace nfscale::report

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "nfscale/report/canvas.h"
+#include "nfscale/report/svg_canvas.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 
+#include "nfscale/report/svg_canvas.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 

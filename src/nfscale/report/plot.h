@@ -9,7 +9,6 @@
 
 #include "nfscale/report/cairo_canvas.h"
 #include "nfscale/report/canvas.h"
-#include "nfscale/report/svg_canvas.h"
 #include "nfscale/report/ticks.h"
 
 namespace nfscale::report {

@@ -8,6 +8,10 @@
 
 namespace nfscale::report {
 
+std::string to_hex(Rgb c);  // "#rrggbb"
+// Escapes & < > " ' for XML/HTML text and attribute values (and replaces invalid UTF-8 with U+FFFD).
+std::string xml_escape(const std::string& text);
+
 class SvgCanvas : public Canvas {
  public:
   SvgCanvas(int width, int height);

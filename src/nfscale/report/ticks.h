@@ -12,10 +12,11 @@ struct Tick {
   bool major() const { return !label.empty(); }
 };
 
-// Ticks within [lo, hi] (0 < lo < hi) of a log axis. Labelled: the powers of ten if there are 4 or more (every n-th
-// one when there would be more than 8); else the densest of the multiples 1..9, {1,2,3,4,6,8},
-// {1,2,3,5}, {1,2,5}, {1,3} of the powers of ten that gives 4 (else 3) to 10 labels at least 1/9 of the span apart
-// in log space; else the powers of ten, or linear_ticks when the span is too short for 3 labels. The unlabelled 1..9 multiples are minor ticks (left out above 8 decades).
+// Ticks within [lo, hi] (0 < lo < hi) of a log axis. Labelled: the powers of ten if there are 4 or more (every
+// n-th one when there would be more than 8); else the densest of the multiples 1..9, {1,2,3,4,6,8}, {1,2,3,5},
+// {1,2,5}, {1,3} of the powers of ten that gives 4 (else 3) to 10 labels at least 1/9 of the span apart in log
+// space; else the powers of ten, or linear_ticks when the span is too short for 3 labels. The unlabelled 1..9
+// multiples are minor ticks (left out above 8 decades).
 std::vector<Tick> log_ticks(double lo, double hi);
 // "Nice" ticks (steps of 1, 2 or 5 times a power of ten, about 4 to 8 of them) within [lo, hi].
 std::vector<Tick> linear_ticks(double lo, double hi);
