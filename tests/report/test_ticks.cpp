@@ -1,6 +1,7 @@
 // test_ticks.cpp - axis ticks: which values get labels on log and linear axes, and how short the labels are.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -75,11 +76,11 @@ TEST(Ticks, DenserMultiplesOnShortSpans) {
   EXPECT_EQ(labels(log_ticks(0.28, 0.72)), (std::vector<std::string>{"0.3", "0.4", "0.5", "0.6", "0.7"}));
   // Too short for three 1..9 multiples: nice linear steps.
   EXPECT_EQ(labels(log_ticks(2.1, 4.5)), (std::vector<std::string>{"2.5", "3", "3.5", "4", "4.5"}));
-  EXPECT_EQ(labels(log_ticks(1.71, 1.79)), (std::vector<std::string>{"1.72", "1.74", "1.76", "1.78"}));
+  EXPECT_EQ(labels(log_ticks(1.705, 1.795)), (std::vector<std::string>{"1.72", "1.74", "1.76", "1.78"}));
 }
 
 // Over many random log ranges: 2..10 labels (at least 3 from half a decade on), all short, each label equal to
-// its value, inside the range, increasing, and (from half a decade on) at least 1/9 of the span apart.
+// its value, inside the range, increasing, and (log levels, from half a decade on) at least 1/9 of the span apart.
 TEST(Ticks, LogTicksPropertiesOverRandomRanges) {
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> start(-20, 20), span(0.02, 20);
@@ -97,10 +98,15 @@ TEST(Ticks, LogTicksPropertiesOverRandomRanges) {
         ASSERT_GT(t[j].value, t[j - 1].value);
       }
       if (!t[j].major()) continue;
-      ASSERT_LE(t[j].label.size(), 8u) << t[j].label;  // e.g. 1.15e-12 on a very short span
+      ASSERT_LE(t[j].label.size(), 9u) << t[j].label;  // e.g. 1.125e-12 on a very short span
       ASSERT_DOUBLE_EQ(std::strtod(t[j].label.c_str(), nullptr), t[j].value) << t[j].label;
     }
-    if (s < 0.5) continue;
+    // Labels from the log levels (integer multiples of powers of ten; not the linear fallback's 1.25e10).
+    const bool log_level = std::all_of(l.begin(), l.end(), [](double v) {
+      const double m = v / std::pow(10.0, std::floor(std::log10(v) + 1e-12));
+      return std::abs(m - std::round(m)) < 1e-9;
+    });
+    if (s < 0.5 || !log_level) continue;
     for (size_t j = 1; j < l.size(); ++j) ASSERT_GE(std::log10(l[j] / l[j - 1]), s / 9.01) << l[j - 1] << " " << l[j];
   }
 }
@@ -109,8 +115,23 @@ TEST(Ticks, LinearTicksAreNice) {
   auto t = linear_ticks(-0.05, 1.05);
   EXPECT_EQ(labelled(t), (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
   EXPECT_EQ(t[3].label, "0.6");
-  EXPECT_EQ(labels(linear_ticks(-0.031, 0.052)), (std::vector<std::string>{"-0.02", "0", "0.02", "0.04"}));
+  EXPECT_EQ(labels(linear_ticks(-0.031, 0.052)), (std::vector<std::string>{"-0.03", "-0.02", "-0.01", "0", "0.01", "0.02", "0.03", "0.04", "0.05"}));
   EXPECT_EQ(labels(linear_ticks(0, 2.5e13)), (std::vector<std::string>{"0", "5e12", "1e13", "1.5e13", "2e13", "2.5e13"}));
+  // A residual axis: a step of 0.1 (nearest to 0.62 / 6), not 0.2 with only three labels.
+  EXPECT_EQ(labels(linear_ticks(-0.24, 0.38)), (std::vector<std::string>{"-0.2", "-0.1", "0", "0.1", "0.2", "0.3"}));
+  // Any range: 4 to 9 ticks, each equal to its short label.
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> exponent(-6, 9), unit(-1, 1);
+  for (int i = 0; i < 2000; ++i) {
+    const double span = std::pow(10.0, exponent(rng)), lo = unit(rng) * 3 * span;
+    const auto t = linear_ticks(lo, lo + span);
+    ASSERT_GE(t.size(), 4u) << lo << " + " << span;
+    ASSERT_LE(t.size(), 9u) << lo << " + " << span;
+    for (const auto& k : t) {
+      ASSERT_EQ(std::strtod(k.label.c_str(), nullptr), k.value) << k.label;
+      ASSERT_LE(k.label.size(), 9u) << k.label;
+    }
+  }
   EXPECT_THROW(linear_ticks(1, 1), nfscale::UserError);
   EXPECT_THROW(linear_ticks(0, INFINITY), nfscale::UserError);
   EXPECT_THROW(log_ticks(0, 10), nfscale::UserError);

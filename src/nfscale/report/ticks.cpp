@@ -66,14 +66,13 @@ bool is_round_tick(double v) {
 std::vector<Tick> linear_ticks(double lo, double hi) {
   require(hi > lo && std::isfinite(lo) && std::isfinite(hi),
           "linear axis range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] must satisfy lo < hi");
+  // The step of 1, 2, 2.5 or 5 times a power of ten nearest (in log space) to a sixth of the range; neighbouring
+  // steps differ by at most 2x, so there are 4 to 9 ticks.
   const double raw = (hi - lo) / 6.0;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = 10.0 * mag;
-  for (double m : {1.0, 2.0, 5.0})
-    if (m * mag >= raw * (1 - kRel)) {
-      step = m * mag;
-      break;
-    }
+  double step = mag;
+  for (double m : {2.0, 2.5, 5.0, 10.0})
+    if (std::abs(std::log(m * mag / raw)) < std::abs(std::log(step / raw)) - kRel) step = m * mag;
   std::vector<Tick> ticks;
   for (double i = std::ceil(lo / step - kRel); i * step <= hi + kRel * step; i += 1.0) {
     double v = i * step;

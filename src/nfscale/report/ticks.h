@@ -18,7 +18,8 @@ struct Tick {
 // space; else the powers of ten, or linear_ticks when the span is too short for 3 labels. The unlabelled 1..9
 // multiples are minor ticks (left out above 8 decades).
 std::vector<Tick> log_ticks(double lo, double hi);
-// "Nice" ticks (steps of 1, 2 or 5 times a power of ten, about 4 to 8 of them) within [lo, hi].
+// "Nice" ticks within [lo, hi]: the step of 1, 2, 2.5 or 5 times a power of ten nearest to a sixth of the range
+// (4 to 9 ticks).
 std::vector<Tick> linear_ticks(double lo, double hi);
 // Short tick label: 0.25, 1.6, 1000, 1e4, 2e13, 2.5e-4 (at most 4 significant digits; -0 prints as 0).
 std::string format_tick(double v);
