@@ -75,11 +75,14 @@ TEST(Figures, LrSlopeFigureShowsFitsAndSlopes) {
   LrSlopeCurve f1{"F1", {{0.5, 1.6}, {1, 1.2}}, std::nullopt};
   auto p = lr_slope_figure({f0, f1});
   ASSERT_EQ(p.series.size(), 3u);  // two data series, one fit
-  EXPECT_EQ(p.series[0].name, "F0, slope -0.45");
+  EXPECT_EQ(p.series[0].name, "F0");
+  EXPECT_FALSE(p.series[0].style.in_legend);  // the fit stands for F0 in the legend
   EXPECT_EQ(p.series[1].name, "F1, no fit");
+  EXPECT_TRUE(p.series[1].style.in_legend);
   EXPECT_FALSE(p.series[0].style.lines);
   const Series& fit = p.series[2];
-  EXPECT_TRUE(fit.name.empty());  // the slope is in the data series' legend entry
+  EXPECT_EQ(fit.name, "F0, slope -0.45");
+  EXPECT_TRUE(fit.style.legend_marker);
   EXPECT_TRUE(fit.style.dashed);
   EXPECT_EQ(*fit.style.color, *p.series[0].style.color);  // same colour as its model
   ASSERT_EQ(fit.points.size(), 2u);
@@ -87,7 +90,11 @@ TEST(Figures, LrSlopeFigureShowsFitsAndSlopes) {
   EXPECT_EQ(p.x_ticks, (std::vector<double>{0.5, 1, 2, 4}));
   const std::string svg = to_svg(p);
   EXPECT_NE(svg.find(">F0, slope -0.45<"), std::string::npos);
-  EXPECT_EQ(count(svg, "stroke-dasharray"), 1u);  // the fit line; it has no legend sample of its own
+  EXPECT_NE(svg.find(">F1, no fit<"), std::string::npos);
+  EXPECT_EQ(svg.find(">F0</text>"), std::string::npos);        // not a legend entry of its own
+  EXPECT_NE(svg.find("<title>F0</title>"), std::string::npos);   // but the dots' group title
+  EXPECT_EQ(count(svg, "stroke-dasharray"), 2u);  // the fit line and its legend sample
+  EXPECT_EQ(count(svg, "<circle"), 6u + 2);       // six dots, two legend markers
 }
 
 TEST(Figures, ResidualsAreLogRatiosToTheFit) {

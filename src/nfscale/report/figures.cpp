@@ -138,19 +138,25 @@ Plot lr_slope_figure(const std::vector<LrSlopeCurve>& per_model) {
   for (size_t i = 0; i < per_model.size(); ++i) {
     const auto& m = per_model[i];
     as_curves.push_back({m.name, m.points});
+    // The dots carry the hover titles; the legend lists the fit (dashed line with a dot) with its slope.
     Series data;
-    data.name = m.name + (m.fit ? fmt(", slope %.2f", m.fit->exponent) : ", no fit");
+    data.name = m.name;
     data.points = m.points;
     sort_by_x(data.points);
     data.style.lines = false;
     data.style.color = palette_color(i);
     data.style.interval = IntervalStyle::ErrorBars;
+    data.style.in_legend = !m.fit;
+    if (!m.fit) data.name += ", no fit";
     p.series.push_back(std::move(data));
   }
   for (size_t i = 0; i < per_model.size(); ++i)
     if (per_model[i].fit) {
       check_line(*per_model[i].fit, "LR slope fit of " + per_model[i].name);
-      p.series.push_back(fit_series(*per_model[i].fit, palette_color(i), false));
+      Series fit = fit_series(*per_model[i].fit, palette_color(i), false);
+      fit.name = per_model[i].name + fmt(", slope %.2f", per_model[i].fit->exponent);
+      fit.style.legend_marker = true;
+      p.series.push_back(std::move(fit));
     }
   p.x_ticks = round_distinct_ticks(as_curves, true);
   p.x_range = padded(p.x_ticks);

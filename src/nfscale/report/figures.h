@@ -45,8 +45,8 @@ Plot loss_vs_compute_figure(const std::vector<NamedCurve>& per_model, const std:
 Plot optimal_lr_figure(const std::vector<NamedCurve>& per_model);
 
 // Optimal LR vs epoch budget per model (markers) with the fitted power law lr = a * epochs^b of each model as a
-// dashed line in the model's colour; the legend gives the slope b ("F1, slope -0.31"). Models without a fit
-// show their points only ("F7, no fit").
+// dashed line in the model's colour; the legend lists the fits with their slope b ("F1, slope -0.31"). Models
+// without a fit show their points only ("F7, no fit").
 struct LrSlopeCurve {
   std::string name;
   std::vector<Point> points;  // (epoch budget, optimal LR)

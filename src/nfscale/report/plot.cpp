@@ -245,7 +245,7 @@ PlotLayout layout(const Plot& plot, const Canvas& c, int width, int height) {
   L.y_ticks = axis_ticks(plot, false, ylo, yhi);
 
   for (size_t i = 0; i < plot.series.size(); ++i)
-    if (!plot.series[i].name.empty()) L.legend_entries.push_back(i);
+    if (!plot.series[i].name.empty() && plot.series[i].style.in_legend) L.legend_entries.push_back(i);
   if (plot.legend != LegendPosition::None && !L.legend_entries.empty()) {
     double text_w = 0.0;
     for (size_t i : L.legend_entries) text_w = std::max(text_w, c.text_width(plot.series[i].name, z.legend));
@@ -404,7 +404,7 @@ void render(const Plot& plot, Canvas& c, int width, int height) {
         c.polygon({{x, cy - row / 3}, {x + sample, cy - row / 3}, {x + sample, cy + row / 3}, {x, cy + row / 3}}, color,
                   s.style.band_opacity);
       if (s.style.lines) c.line(x, cy, x + sample, cy, color, s.style.line_width * k, s.style.dashed);
-      if (s.style.markers) c.marker(x + sample / 2, cy, s.style.marker_radius * k, color, "");
+      if (s.style.markers || s.style.legend_marker) c.marker(x + sample / 2, cy, s.style.marker_radius * k, color, "");
       c.text(x + sample + 0.6 * z.legend, cy, s.name, z.legend, Anchor::Start, kText);
     }
   }

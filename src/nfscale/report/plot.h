@@ -40,6 +40,8 @@ struct SeriesStyle {
   double marker_radius = 3.6;
   IntervalStyle interval = IntervalStyle::Band;
   double band_opacity = 0.2;
+  bool in_legend = true;       // false: named (hover title) but not listed in the legend
+  bool legend_marker = false;  // draw a marker in the legend sample even without markers (a fit to dots)
 };
 
 // Points are drawn in the order given (sort them by x for a curve). On a log axis, points with a non-positive
