@@ -17,8 +17,10 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # data: Fashion-MNIST (pre-training) and sklearn's digits (fine-tuning target)
   dataset-fashion-mnist python3-sklearn
-  # benchmark peer (Python, same architecture) and report rendering
+  # benchmark peer (Python, same architecture)
   python3-torch
+  # report figures (cairo + pango, DejaVu fonts) and the real-browser report test (headless Chromium)
+  libcairo2-dev libpango1.0-dev fonts-dejavu-core chromium
 )
 
 SUDO=""

@@ -1,4 +1,4 @@
-// figures.cpp - builders of the scaling-study figures (titles, axes, styles, fit line, tick choices).
+// figures.cpp - builders of the scaling-study figures (titles, axes, styles, fit lines and bands, tick choices).
 #include "nfscale/report/figures.h"
 
 #include <algorithm>
@@ -11,21 +11,33 @@
 namespace nfscale::report {
 namespace {
 
-// One series per curve, points sorted by x, markers joined by lines.
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void sort_by_x(std::vector<Point>& points) {
+  std::stable_sort(points.begin(), points.end(), [](const Point& a, const Point& b) { return a.x < b.x; });
+}
+
+// One series per curve, points sorted by x, markers joined by lines; y intervals as error bars.
 std::vector<Series> curves_to_series(const std::vector<NamedCurve>& curves) {
   std::vector<Series> out;
   for (const auto& c : curves) {
     Series s;
     s.name = c.name;
     s.points = c.points;
-    std::sort(s.points.begin(), s.points.end(), [](const Point& a, const Point& b) { return a.x < b.x; });
+    s.style.interval = IntervalStyle::ErrorBars;
+    sort_by_x(s.points);
     out.push_back(std::move(s));
   }
   return out;
 }
 
-// The distinct values of x (or y) in the curves, if there are 2..12 of them (else empty: automatic ticks).
-std::vector<double> distinct_ticks(const std::vector<NamedCurve>& curves, bool x) {
+// The distinct values of x (or y) in the curves if there are 2..12 of them and all are round (else empty:
+// automatic ticks).
+std::vector<double> round_distinct_ticks(const std::vector<NamedCurve>& curves, bool x) {
   std::set<double> values;
   for (const auto& c : curves)
     for (const auto& p : c.points) {
@@ -33,6 +45,7 @@ std::vector<double> distinct_ticks(const std::vector<NamedCurve>& curves, bool x
       if (v > 0.0 && std::isfinite(v)) values.insert(v);
     }
   if (values.size() < 2 || values.size() > 12) return {};
+  if (!std::all_of(values.begin(), values.end(), is_round_tick)) return {};
   return {values.begin(), values.end()};
 }
 
@@ -54,38 +67,141 @@ std::optional<std::pair<double, double>> padded(const std::vector<double>& ticks
   return std::make_pair(std::pow(10.0, llo - pad), std::pow(10.0, lhi + pad));
 }
 
+void check_line(const PowerLawLine& line, const std::string& what) {
+  require(line.x_min > 0.0 && line.x_max > line.x_min && std::isfinite(line.x_max),
+          what + " '" + line.name + "': x range [" + std::to_string(line.x_min) + ", " + std::to_string(line.x_max) +
+              "] must satisfy 0 < x_min < x_max");
+  require(std::isfinite(line.coefficient) && std::isfinite(line.exponent),
+          what + " '" + line.name + "': coefficient and exponent must be finite numbers");
+}
+
+double eval(const PowerLawLine& line, double x) { return line.coefficient * std::pow(x, line.exponent); }
+
+// The fit as a dashed series: the two ends, or (with an interval) one point per interval x, carrying the band.
+Series fit_series(const PowerLawLine& line, Rgb color, bool named) {
+  Series fit;
+  fit.name = named ? line.name : "";
+  fit.style.markers = false;
+  fit.style.dashed = true;
+  fit.style.color = color;
+  fit.style.line_width = 1.5;
+  fit.style.interval = IntervalStyle::Band;
+  if (line.interval.empty()) {
+    for (double x : {line.x_min, line.x_max}) fit.points.push_back({x, eval(line, x)});
+  } else {
+    for (const auto& iv : line.interval) {
+      fit.points.emplace_back(iv.x, eval(line, iv.x), iv.lo, iv.hi);
+    }
+    sort_by_x(fit.points);
+  }
+  return fit;
+}
+
 }  // namespace
+
+std::string trial_tooltip(const std::string& model, double epochs, double lr, double loss, double compute,
+                          const std::string& compute_unit) {
+  std::string t = model + ", " + fmt("%.4g", epochs) + (epochs == 1.0 ? " epoch" : " epochs") + ", LR " +
+                  fmt("%.4g", lr) + ": loss " + fmt("%.4f", loss);
+  if (compute > 0) t += " at " + fmt("%.3g", compute) + " " + compute_unit;
+  return t;
+}
 
 Plot loss_vs_compute_figure(const std::vector<NamedCurve>& per_model, const std::optional<PowerLawLine>& frontier,
                             const std::string& compute_unit) {
   Plot p = base_plot("Held-out loss vs pre-training compute", "pre-training compute (" + compute_unit + ")",
                      "held-out loss", per_model);
   if (frontier) {
-    require(frontier->x_min > 0.0 && frontier->x_max > frontier->x_min,
-            "frontier fit line: x range [" + std::to_string(frontier->x_min) + ", " +
-                std::to_string(frontier->x_max) + "] must satisfy 0 < x_min < x_max");
-    Series fit;
-    fit.name = frontier->name;
-    fit.style.markers = false;
-    fit.style.dashed = true;
-    fit.style.color = Rgb{0, 0, 0};
-    fit.style.line_width = 1.5;
-    for (double x : {frontier->x_min, frontier->x_max})
-      fit.points.push_back({x, frontier->coefficient * std::pow(x, frontier->exponent)});
-    p.series.push_back(fit);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "fit: L = %.3g * C^%.3g", frontier->coefficient, frontier->exponent);
-    p.annotation = buf;
+    check_line(*frontier, "frontier fit line");
+    p.series.push_back(fit_series(*frontier, Rgb{0, 0, 0}, true));
+    p.annotation = fmt("fit: L = %.3g", frontier->coefficient) + fmt(" * C^%.3g", frontier->exponent);
+    if (!frontier->interval.empty()) p.annotation += " (band: interval of the fit)";
   }
   return p;
 }
 
 Plot optimal_lr_figure(const std::vector<NamedCurve>& per_model) {
   Plot p = base_plot("Optimal learning rate vs epoch budget", "epoch budget", "optimal learning rate", per_model);
-  p.x_ticks = distinct_ticks(per_model, true);
-  p.y_ticks = distinct_ticks(per_model, false);
+  p.x_ticks = round_distinct_ticks(per_model, true);
+  p.y_ticks = round_distinct_ticks(per_model, false);
   p.x_range = padded(p.x_ticks);
   p.y_range = padded(p.y_ticks);
+  return p;
+}
+
+Plot lr_slope_figure(const std::vector<LrSlopeCurve>& per_model) {
+  Plot p;
+  p.title = "Optimal learning rate vs epoch budget: fitted slopes";
+  p.x_label = "epoch budget";
+  p.y_label = "optimal learning rate";
+  std::vector<NamedCurve> as_curves;
+  for (size_t i = 0; i < per_model.size(); ++i) {
+    const auto& m = per_model[i];
+    as_curves.push_back({m.name, m.points});
+    // The dots carry the hover titles; the legend lists the fit (dashed line with a dot) with its slope.
+    Series data;
+    data.name = m.name;
+    data.points = m.points;
+    sort_by_x(data.points);
+    data.style.lines = false;
+    data.style.color = palette_color(i);
+    data.style.interval = IntervalStyle::ErrorBars;
+    data.style.in_legend = !m.fit;
+    if (!m.fit) data.name += ", no fit";
+    p.series.push_back(std::move(data));
+  }
+  for (size_t i = 0; i < per_model.size(); ++i)
+    if (per_model[i].fit) {
+      check_line(*per_model[i].fit, "LR slope fit of " + per_model[i].name);
+      Series fit = fit_series(*per_model[i].fit, palette_color(i), false);
+      fit.name = per_model[i].name + fmt(", slope %.2f", per_model[i].fit->exponent);
+      fit.style.legend_marker = true;
+      p.series.push_back(std::move(fit));
+    }
+  p.x_ticks = round_distinct_ticks(as_curves, true);
+  p.x_range = padded(p.x_ticks);
+  return p;
+}
+
+Plot residual_figure(const std::vector<NamedCurve>& per_model, const PowerLawLine& fit,
+                     const std::string& compute_unit) {
+  check_line(fit, "residual plot fit");
+  Plot p;
+  p.title = "Residuals of the frontier fit";
+  p.x_label = "pre-training compute (" + compute_unit + ")";
+  p.y_label = "ln(loss / fit)";
+  p.y_scale = Scale::Linear;
+  p.annotation = fmt("fit: L = %.3g", fit.coefficient) + fmt(" * C^%.3g", fit.exponent);
+  p.reference_y = {0.0};
+  if (!fit.interval.empty()) {
+    Series band;
+    band.style.lines = band.style.markers = false;
+    band.style.color = Rgb{0, 0, 0};
+    band.style.band_opacity = 0.12;
+    for (const auto& iv : fit.interval) {
+      const double f = eval(fit, iv.x);
+      if (!(iv.x > 0 && iv.lo > 0 && iv.hi > 0 && f > 0)) continue;
+      band.points.emplace_back(iv.x, 0.0, std::log(iv.lo / f), std::log(iv.hi / f));
+    }
+    sort_by_x(band.points);
+    band.name = "interval of the fit";
+    p.series.push_back(std::move(band));
+  }
+  for (size_t i = 0; i < per_model.size(); ++i) {
+    Series s;
+    s.name = per_model[i].name;
+    s.style.lines = false;
+    s.style.color = palette_color(i);
+    for (const auto& q : per_model[i].points) {
+      const double f = eval(fit, q.x);
+      if (!(q.x > 0 && q.y > 0 && f > 0 && std::isfinite(f))) continue;
+      const double r = std::log(q.y / f);
+      s.points.emplace_back(q.x, r, (q.tooltip.empty() ? per_model[i].name + fmt(" at %.3g", q.x) : q.tooltip) +
+                                        fmt("; residual %+.4f", r));
+    }
+    sort_by_x(s.points);
+    p.series.push_back(std::move(s));
+  }
   return p;
 }
 

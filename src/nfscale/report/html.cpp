@@ -1,10 +1,10 @@
-// html.cpp - the HTML report writer (escaping, simple CSS, inline SVG figures).
+// html.cpp - the HTML report writer (escaping, simple CSS, inline SVG figures with hover titles).
 #include "nfscale/report/html.h"
 
 #include <algorithm>
 #include <cstdlib>
 
-#include "nfscale/report/canvas.h"
+#include "nfscale/report/svg_canvas.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 
@@ -24,6 +24,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1.5em 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure svg circle.pt:hover { stroke: #222; stroke-width: 2px; cursor: crosshair; }
 figcaption { color: #555; font-size: 0.92em; }
 pre { background: #f6f8fa; padding: .8em; overflow-x: auto; }
 )css";
@@ -72,7 +73,8 @@ void HtmlReport::table(const std::vector<std::string>& header, const std::vector
   body_ += "</tbody>\n</table>\n";
 }
 
-void HtmlReport::figure(const std::string& svg, const std::string& caption, const std::string& png_href) {
+void HtmlReport::figure(const std::string& svg, const std::string& caption, const std::string& png_href,
+                        const std::string& pdf_href) {
   ++figures_;
   const size_t start = svg.find("<svg");
   require(start != std::string::npos && svg.find("</svg>") != std::string::npos,
@@ -80,7 +82,10 @@ void HtmlReport::figure(const std::string& svg, const std::string& caption, cons
               "'): not an SVG document (no <svg> element); pass the output of to_svg()");
   body_ += "<figure>\n" + svg.substr(start) + "<figcaption>Figure " + std::to_string(figures_) + ". " +
            html_escape(caption);
-  if (!png_href.empty()) body_ += " (<a href=\"" + html_escape(png_href) + "\">PNG</a>)";
+  std::vector<std::string> links;
+  if (!png_href.empty()) links.push_back("<a href=\"" + html_escape(png_href) + "\">PNG</a>");
+  if (!pdf_href.empty()) links.push_back("<a href=\"" + html_escape(pdf_href) + "\">PDF</a>");
+  for (size_t i = 0; i < links.size(); ++i) body_ += (i ? ", " : " (") + links[i] + (i + 1 == links.size() ? ")" : "");
   body_ += "</figcaption>\n</figure>\n";
 }
 

@@ -19,9 +19,10 @@ class HtmlReport {
   // A table; every row must have header.size() cells (UserError otherwise). Numeric cells are right-aligned.
   void table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
              const std::string& caption = "");
-  // An inline SVG figure (as produced by to_svg) with a caption and, optionally, a link to a PNG version
-  // (a path relative to the report file).
-  void figure(const std::string& svg, const std::string& caption, const std::string& png_href = "");
+  // An inline SVG figure (as produced by to_svg; its markers' <title>s show on hover) with a caption and,
+  // optionally, links to PNG and PDF versions (paths relative to the report file).
+  void figure(const std::string& svg, const std::string& caption, const std::string& png_href = "",
+              const std::string& pdf_href = "");
 
   std::string html() const;
   // Writes html() atomically to `path`.

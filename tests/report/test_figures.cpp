@@ -1,0 +1,137 @@
+// test_figures.cpp - the study's figure builders: fit lines and bands, tick choices, the LR-slope figure, the
+// residual plot, tooltips, and refused input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "nfscale/report/figures.h"
+#include "nfscale/report/svg_canvas.h"
+#include "nfscale/util/error.h"
+#include "report_test_util.h"
+
+using namespace nfscale::report;
+using namespace nfscale::report::testing;
+
+namespace {
+
+std::vector<std::string> y_labels(const Plot& p) {
+  SvgCanvas c(720, 480);
+  std::vector<std::string> out;
+  for (const auto& t : layout(p, c, 720, 480).y_ticks)
+    if (t.major()) out.push_back(t.label);
+  return out;
+}
+
+TEST(Figures, TrialTooltip) {
+  EXPECT_EQ(trial_tooltip("F1", 4, 0.8, 0.41234, 1.2e15), "F1, 4 epochs, LR 0.8: loss 0.4123 at 1.2e+15 FLOPs");
+  EXPECT_EQ(trial_tooltip("F0", 1, 1.6, 2.5), "F0, 1 epoch, LR 1.6: loss 2.5000");
+}
+
+TEST(Figures, LossVsComputeDrawsTheFitWithItsBand) {
+  PowerLawLine fit{30.0, -0.067, 1e15, 1.2e16, "frontier fit", {}};
+  for (double x : {1.2e16, 1e15, 4e15})  // unsorted on purpose
+    fit.interval.push_back({x, 0.97 * 30.0 * std::pow(x, -0.067), 1.03 * 30.0 * std::pow(x, -0.067)});
+  auto p = loss_vs_compute_figure({{"F0", {{2e15, 2.8, 2.75, 2.85}, {1e15, 3.0}}}, {"F1", {{3e15, 2.75}}}}, fit);
+  ASSERT_EQ(p.series.size(), 3u);
+  EXPECT_DOUBLE_EQ(p.series[0].points[0].x, 1e15);  // sorted by compute
+  EXPECT_EQ(p.series[0].style.interval, IntervalStyle::ErrorBars);  // seeds' spread as error bars
+  const Series& f = p.series[2];
+  EXPECT_TRUE(f.style.dashed);
+  EXPECT_FALSE(f.style.markers);
+  ASSERT_EQ(f.points.size(), 3u);
+  EXPECT_DOUBLE_EQ(f.points[1].x, 4e15);
+  EXPECT_NEAR(f.points[1].y, 30.0 * std::pow(4e15, -0.067), 1e-12);
+  EXPECT_NEAR(*f.points[1].y_hi / f.points[1].y, 1.03, 1e-12);
+  EXPECT_EQ(p.annotation, "fit: L = 30 * C^-0.067 (band: interval of the fit)");
+  const std::string svg = to_svg(p);
+  EXPECT_EQ(count(svg, "<polygon"), 2u);  // the band and its legend sample
+  EXPECT_EQ(tag_balance_problem(svg), "");
+  // Without an interval: the two ends, no band.
+  fit.interval.clear();
+  p = loss_vs_compute_figure({{"F0", {{1e15, 3.0}}}}, fit);
+  EXPECT_EQ(p.series[1].points.size(), 2u);
+  EXPECT_EQ(count(to_svg(p), "<polygon"), 0u);
+  EXPECT_THROW(loss_vs_compute_figure({}, PowerLawLine{1, -0.1, 10, 1, "fit", {}}), nfscale::UserError);
+  EXPECT_THROW(loss_vs_compute_figure({}, PowerLawLine{NAN, -0.1, 1, 10, "fit", {}}), nfscale::UserError);
+}
+
+TEST(Figures, OptimalLrTicksAtRoundGridValuesOnly) {
+  auto p = optimal_lr_figure({{"F0", {{0.25, 1.6}, {1, 1.6}, {4, 0.8}, {8, 0.4}}},
+                              {"F1", {{0.25, 1.6}, {1, 0.8}, {4, 0.4}, {8, 0.2}}}});
+  EXPECT_EQ(p.x_ticks, (std::vector<double>{0.25, 1, 4, 8}));
+  EXPECT_EQ(p.y_ticks, (std::vector<double>{0.2, 0.4, 0.8, 1.6}));
+  std::string svg = to_svg(p);
+  EXPECT_NE(svg.find(">0.25<"), std::string::npos);
+  EXPECT_NE(svg.find(">1.6<"), std::string::npos);
+  // Parabola-refined LRs are not round: automatic ticks with short labels, never "1.73272".
+  p = optimal_lr_figure({{"F0", {{0.25, 1.73272}, {1, 1.1877}, {4, 0.61}}}});
+  EXPECT_TRUE(p.y_ticks.empty());
+  for (const auto& l : y_labels(p)) EXPECT_LE(l.size(), 4u) << l;
+  EXPECT_EQ(to_svg(p).find("1.73272"), std::string::npos);
+}
+
+TEST(Figures, LrSlopeFigureShowsFitsAndSlopes) {
+  LrSlopeCurve f0{"F0", {{0.5, 2.0}, {1, 1.6}, {2, 1.1}, {4, 0.8}}, PowerLawLine{1.56, -0.45, 0.5, 4, "", {}}};
+  LrSlopeCurve f1{"F1", {{0.5, 1.6}, {1, 1.2}}, std::nullopt};
+  auto p = lr_slope_figure({f0, f1});
+  ASSERT_EQ(p.series.size(), 3u);  // two data series, one fit
+  EXPECT_EQ(p.series[0].name, "F0");
+  EXPECT_FALSE(p.series[0].style.in_legend);  // the fit stands for F0 in the legend
+  EXPECT_EQ(p.series[1].name, "F1, no fit");
+  EXPECT_TRUE(p.series[1].style.in_legend);
+  EXPECT_FALSE(p.series[0].style.lines);
+  const Series& fit = p.series[2];
+  EXPECT_EQ(fit.name, "F0, slope -0.45");
+  EXPECT_TRUE(fit.style.legend_marker);
+  EXPECT_TRUE(fit.style.dashed);
+  EXPECT_EQ(*fit.style.color, *p.series[0].style.color);  // same colour as its model
+  ASSERT_EQ(fit.points.size(), 2u);
+  EXPECT_NEAR(fit.points[1].y, 1.56 * std::pow(4.0, -0.45), 1e-12);
+  EXPECT_EQ(p.x_ticks, (std::vector<double>{0.5, 1, 2, 4}));
+  const std::string svg = to_svg(p);
+  EXPECT_NE(svg.find(">F0, slope -0.45<"), std::string::npos);
+  EXPECT_NE(svg.find(">F1, no fit<"), std::string::npos);
+  EXPECT_EQ(svg.find(">F0</text>"), std::string::npos);        // not a legend entry of its own
+  EXPECT_NE(svg.find("<title>F0</title>"), std::string::npos);   // but the dots' group title
+  EXPECT_EQ(count(svg, "stroke-dasharray"), 2u);  // the fit line and its legend sample
+  EXPECT_EQ(count(svg, "<circle"), 6u + 2);       // six dots, two legend markers
+}
+
+TEST(Figures, ResidualsAreLogRatiosToTheFit) {
+  PowerLawLine fit{20.0, -0.05, 1e15, 1e17, "frontier fit", {{1e15, 0.0, 0.0}, {1e17, 0.0, 0.0}}};
+  for (auto& iv : fit.interval) {
+    const double f = 20.0 * std::pow(iv.x, -0.05);
+    iv.lo = f * std::exp(-0.02);
+    iv.hi = f * std::exp(0.03);
+  }
+  const double c1 = 2e15, l1 = 20.0 * std::pow(c1, -0.05) * std::exp(0.015);
+  const double c2 = 5e16, l2 = 20.0 * std::pow(c2, -0.05) * std::exp(-0.01);
+  auto p = residual_figure({{"F0", {{c1, l1, "F0, 1 epoch"}, {-1, 2.0}}}, {"F1", {{c2, l2}}}}, fit);
+  EXPECT_EQ(p.y_scale, Scale::Linear);
+  EXPECT_EQ(p.reference_y, (std::vector<double>{0.0}));
+  ASSERT_EQ(p.series.size(), 3u);  // band, F0, F1
+  const Series& band = p.series[0];
+  EXPECT_FALSE(band.style.lines);
+  ASSERT_EQ(band.points.size(), 2u);
+  EXPECT_NEAR(*band.points[0].y_lo, -0.02, 1e-12);
+  EXPECT_NEAR(*band.points[1].y_hi, 0.03, 1e-12);
+  ASSERT_EQ(p.series[1].points.size(), 1u);  // the non-positive compute is left out
+  EXPECT_NEAR(p.series[1].points[0].y, 0.015, 1e-12);
+  EXPECT_EQ(p.series[1].points[0].tooltip, "F0, 1 epoch; residual +0.0150");
+  EXPECT_NEAR(p.series[2].points[0].y, -0.01, 1e-12);
+  EXPECT_EQ(p.series[2].points[0].tooltip, "F1 at 5e+16; residual -0.0100");
+  const std::string svg = to_svg(p);
+  EXPECT_EQ(tag_balance_problem(svg), "");
+  EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);  // the zero line
+  EXPECT_THROW(residual_figure({}, PowerLawLine{1, -0.1, 0, 10, "fit", {}}), nfscale::UserError);
+}
+
+TEST(Figures, FinetuneReferencesAreMarkersOnly) {
+  auto p = finetune_error_figure({{"F3", {{2e16, 0.2}, {1e16, 0.25}}}}, {{"ViT-g/14", {{3e16, 0.098}}}});
+  ASSERT_EQ(p.series.size(), 2u);
+  EXPECT_TRUE(p.series[0].style.lines);
+  EXPECT_DOUBLE_EQ(p.series[0].points[0].x, 1e16);  // sorted by compute
+  EXPECT_FALSE(p.series[1].style.lines);
+}
+
+}  // namespace
