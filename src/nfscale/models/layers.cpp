@@ -12,6 +12,7 @@
 
 #include "nfscale/models/cost_counter.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {
@@ -176,6 +177,9 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
     const auto y = torch::linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]
     return y.view({B, H, W, out_channels_}).permute({0, 3, 1, 2});  // [B, out, H, W], channels_last strides
   }
+  if (w_hat.scalar_type() == x.scalar_type() &&
+      grouped_conv3x3_applies(x, kernel_, stride_, groups_, in_channels_, out_channels_))
+    return grouped_conv3x3(x, w_hat, bias, stride_, ph.before, pw.before, ph.out, pw.out);  // [B, out, Ho, Wo] CL
   const std::vector<int64_t> stride = {stride_, stride_}, dilation = {1, 1};
   if (ph.before == ph.after && pw.before == pw.after) {
     // Symmetric SAME padding (always the case at stride 1 with odd kernels): let the conv pad.
