@@ -17,7 +17,8 @@ constexpr int W = C3K_W;
 constexpr int NV = 16 / W;  // vectors per 16-channel group
 typedef float vf __attribute__((vector_size(W * 4)));
 
-inline vf splat(float v) { return vf{} + v; }
+// v - (+0) is v in every lane, -0 included, so this is a bare broadcast (vf{} + v is not: -0 + 0 = +0, an extra add)
+inline vf splat(float v) { return v - vf{}; }
 inline vf load(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
@@ -36,16 +37,23 @@ inline void gather_block(const float* src, int64_t src_img, const int64_t* off, 
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[p][v] = init ? load(init + v * W) : splat(0.0f);
+  // the P images' 16 source channels of one tap, side by side: every broadcast below is then a fixed offset from one
+  // base register (P strided rows would need P address registers and spill)
+  alignas(64) float buf[P * 16];
   for (int i = 0; i < ntaps; ++i) {
     const float* s = src + off[i];
     const float* wt = wg + tap[i] * 256;
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) store(buf + p * 16 + v * W, load(s + p * src_img + v * W));
     for (int k = 0; k < 16; ++k) {
       vf wv[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) wv[v] = load(wt + k * 16 + v * W);
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
-        const vf b = splat(s[p * src_img + k]);
+        const vf b = splat(buf[p * 16 + k]);
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[p][v] += b * wv[v];
       }
@@ -127,15 +135,18 @@ void bwd_weight_block(const float* dy, const float* x, float* dwp, const Shape& 
   for (int c = 0; c < CB; ++c)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[c][v] = splat(0.0f);
+  // images outermost: the pixel loops walk each image's rows in memory order (images are often 4 KiB apart, which
+  // would alias in L1 if the image index ran innermost)
+  for (int64_t b = 0; b < s.B; ++b)
   for (int64_t oh = 0; oh < s.Ho; ++oh) {
     const int64_t ih = oh * s.stride + kh - s.pad_top;
     if (ih < 0 || ih >= s.H) continue;
     for (int64_t ow = 0; ow < s.Wo; ++ow) {
       const int64_t iw = ow * s.stride + kw - s.pad_left;
       if (iw < 0 || iw >= s.W) continue;
-      const float* dp = dy + (oh * s.Wo + ow) * C + g * 16;
-      const float* xp = x + (ih * s.W + iw) * C + g * 16 + c0;
-      for (int64_t b = 0; b < s.B; ++b, dp += y_img, xp += x_img) {
+      const float* dp = dy + b * y_img + (oh * s.Wo + ow) * C + g * 16;
+      const float* xp = x + b * x_img + (ih * s.W + iw) * C + g * 16 + c0;
+      {
         vf d[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) d[v] = load(dp + v * W);
