@@ -96,7 +96,7 @@ BENCHMARK(BM_Conv3x3) CONV_SHAPES(0);
 BENCHMARK(BM_Conv3x3) CONV_SHAPES(1);
 
 // Forward + backward of a ladder member (fp32, channels_last, batch 128, 32 px, soft-target loss as the trainer's),
-// args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs).
+// args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs, bit 2: fp32 pointwise GEMM).
 void BM_Pass(benchmark::State& st) {
   const char* names[] = {"mini-F0", "mini-F3"};
   ModelConfig mc;
@@ -112,15 +112,17 @@ void BM_Pass(benchmark::State& st) {
   const int64_t routes = st.range(1);
   set_fused_ops(routes & 1);
   set_conv3x3_kernels(routes & 2);
+  set_pointwise_gemm_fp32(routes & 4);
   for (auto _ : st) {
     model->zero_grad(/*set_to_none=*/true);
     torch::cross_entropy_loss(model->forward(x), y).backward();
   }
   set_fused_ops(true);
   set_conv3x3_kernels(true);
+  set_pointwise_gemm_fp32(true);
   st.counters["img/s"] = benchmark::Counter(double(B), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Pass)->ArgsProduct({{0, 1}, {1, 3}})->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_Pass)->ArgsProduct({{0, 1}, {1, 3, 7}})->UseRealTime()->MinTime(1.0);
 
 }  // namespace
 

@@ -145,10 +145,16 @@ int64_t pointwise_gemm_pixels_from_env() {
 
 std::atomic<int64_t> g_pointwise_gemm_max_pixels{pointwise_gemm_pixels_from_env()};
 
+// NFSCALE_POINTWISE_GEMM_FP32=0 keeps fp32 pointwise convs on oneDNN's convolution.
+std::atomic<bool> g_pointwise_gemm_fp32{!(std::getenv("NFSCALE_POINTWISE_GEMM_FP32") &&
+                                          std::string(std::getenv("NFSCALE_POINTWISE_GEMM_FP32")) == "0")};
+
 // True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
 bool pointwise_gemm_applies(const torch::Tensor& x) {
   const bool bf16 = x.scalar_type() == torch::kBFloat16 || (cpu_bf16_autocast() && x.scalar_type() == torch::kFloat);
-  return bf16 && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
+  const bool fp32 = x.scalar_type() == torch::kFloat && !cpu_bf16_autocast() && g_pointwise_gemm_fp32.load() &&
+                    at::get_num_threads() == 1;
+  return (bf16 || fp32) && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
          x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
          x.is_contiguous(at::MemoryFormat::ChannelsLast) && fused_ops_enabled();
 }
@@ -157,6 +163,8 @@ bool pointwise_gemm_applies(const torch::Tensor& x) {
 
 int64_t pointwise_gemm_max_pixels() { return g_pointwise_gemm_max_pixels.load(); }
 void set_pointwise_gemm_max_pixels(int64_t pixels) { g_pointwise_gemm_max_pixels.store(std::max<int64_t>(0, pixels)); }
+bool pointwise_gemm_fp32() { return g_pointwise_gemm_fp32.load(); }
+void set_pointwise_gemm_fp32(bool enabled) { g_pointwise_gemm_fp32.store(enabled); }
 
 torch::Tensor WSConv2dImpl::standardized_weight() const { return standardize_weight(weight, gain); }
 

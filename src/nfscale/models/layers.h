@@ -55,6 +55,10 @@ torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tenso
 // sets the initial value.
 int64_t pointwise_gemm_max_pixels();
 void set_pointwise_gemm_max_pixels(int64_t pixels);
+// fp32 too (not under bf16 autocast), when LibTorch runs one intra-op thread (the study's workers): the GEMM is then
+// OpenBLAS's sgemm, which LibTorch calls single-threaded here. Default on; NFSCALE_POINTWISE_GEMM_FP32=0 turns it off.
+bool pointwise_gemm_fp32();
+void set_pointwise_gemm_fp32(bool enabled);
 
 // Conv2d with scaled WS, learnable per-output gain (init 1) and bias (init 0), TF 'SAME' padding.
 // Weight init: variance scaling (fan_in, normal, scale 1) = N(0, 1/fan_in). With init_weights=false the
