@@ -235,7 +235,9 @@ SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, double ratio, bool init_w
 }
 
 torch::Tensor SqueezeExciteImpl::gate(const torch::Tensor& x) {
-  auto h = x.mean({2, 3});                   // [B, C]
+  // mean over H, W as sum * (1 / HW): mean's backward materialises [B, C, H, W] and divides it (one of the ~50
+  // aten::div of a mini-F3 step); sum's backward is a broadcast view. Same bits when HW is a power of two.
+  auto h = x.sum({2, 3}) * (1.0 / static_cast<double>(x.size(2) * x.size(3)));  // [B, C]
   h = fc0->forward(h);                       // [B, hidden]
   h = fc1->forward(active_counter() ? h : torch::relu(h));  // [B, C] (counting mode: shape only)
   return torch::sigmoid(h).unsqueeze(-1).unsqueeze(-1);  // [B, C, 1, 1]
