@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "nfscale/models/conv3x3_kernels.h"
+#include "nfscale/models/fused_kernels.h"
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/util/cpu_features.h"
 #include "nfscale/util/error.h"
@@ -37,16 +38,9 @@ const c3::Table* table_named(const std::string& isa) {
   return nullptr;
 }
 
+// The fused element-wise kernels' choice (fused_kernels.h: widest supported, NFSCALE_FUSED_ISA narrows it).
 const c3::Table& default_table() {
-  static const c3::Table* t = [] {
-    const CpuFeatures& f = cpu_features();
-    const std::string force = std::getenv("NFSCALE_FUSED_ISA") ? std::getenv("NFSCALE_FUSED_ISA") : "";
-    if (force == "generic") return &c3::table_generic();
-    if (force == "avx2" && f.avx2) return &c3::table_avx2();
-    if (f.avx512) return &c3::table_avx512();
-    if (f.avx2) return &c3::table_avx2();
-    return &c3::table_generic();
-  }();
+  static const c3::Table* t = table_named(fused::fused_kernel_table().isa);
   return *t;
 }
 
