@@ -4,8 +4,9 @@
 // channels_last training pass (forward + backward) of mini-F0 / mini-F3 @32 px with each route on or off.
 // Run: build-perf/bench/bench_fused --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // A/B on a shared machine (interleaved, one thread, as the study's workers run):
-//   OMP_NUM_THREADS=1 build/bench/bench_fused --benchmark_filter='Conv3x3|Pass' \
+//   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_fused --benchmark_filter='Conv3x3|Pass'
 //       --benchmark_enable_random_interleaving=true --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
+// (compare CPU times when the machine is shared)
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
