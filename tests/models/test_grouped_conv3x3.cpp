@@ -1,7 +1,7 @@
 // test_grouped_conv3x3.cpp - the direct 3x3 / 16-channel-group convolution (models/grouped_conv3x3.h): its fp64 loops
 // equal ATen's conv2d and finite differences; every ISA's fp32 kernels are within fp32 rounding of fp64 (forward and
 // all three gradients, strides 1 and 2, SAME and asymmetric pads, every register-block size); WSConv2d takes the route
-// exactly when documented and both routes agree; the switch and bad input.
+// exactly when documented (incl. the pixel limit) and both routes agree; the switch and bad input.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -203,6 +203,10 @@ TEST(GroupedConv3x3, WSConvRouteIsTakenExactlyWhenDocumented) {
   EXPECT_FALSE(direct(node_of(eight, x32)));                           // 8 channels per group
   EXPECT_FALSE(direct(node_of(widen, x16)));                           // in != out
   EXPECT_FALSE(direct(node_of(grouped, x32, /*autocast=*/true)));      // bf16 autocast: oneDNN's bf16 conv
+  auto x8 = to_channels_last(torch::randn({1, 32, 8, 8}));
+  EXPECT_TRUE(direct(node_of(strided, x8)));   // 8x8 -> 4x4: 16 output pixels
+  EXPECT_FALSE(direct(node_of(grouped, x8)));  // 8x8 -> 8x8: 64 > kConv3x3MaxOutputPixels
+  EXPECT_FALSE(direct(node_of(grouped, to_channels_last(torch::randn({1, 32, 4, 5})))));  // 20 > 16
   {
     Conv3x3Switch off(false);
     EXPECT_FALSE(direct(node_of(grouped, x32)));
@@ -220,7 +224,7 @@ TEST(GroupedConv3x3, WSConvBothRoutesGiveTheSameOutputAndGradients) {
     torch::manual_seed(8);
     WSConv2d conv(48, 48, 3, stride, 3);
     conv->to(torch::kDouble);
-    auto x = to_channels_last(torch::randn({4, 48, 5, 6}, torch::kDouble));
+    auto x = to_channels_last(torch::randn({4, 48, 3, 5}, torch::kDouble));  // 15 / 6 output pixels
     std::vector<torch::Tensor> out[2];
     for (int route = 0; route < 2; ++route) {
       Conv3x3Switch sw(route == 0);

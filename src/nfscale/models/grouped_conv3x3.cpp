@@ -266,8 +266,9 @@ bool grouped_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, in
     return false;
   const auto st = x.scalar_type();
   const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !bf16_autocast());
-  return dtype_ok && x.device().is_cpu() && x.dim() == 4 && x.size(1) == in_channels && x.is_contiguous(kCL) &&
-         conv3x3_kernels_enabled();
+  if (!dtype_ok || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != in_channels) return false;
+  const int64_t out_pixels = ((x.size(2) + stride - 1) / stride) * ((x.size(3) + stride - 1) / stride);  // SAME
+  return out_pixels <= kConv3x3MaxOutputPixels && x.is_contiguous(kCL) && conv3x3_kernels_enabled();
 }
 
 bool conv3x3_kernels_enabled() {

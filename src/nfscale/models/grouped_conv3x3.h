@@ -16,9 +16,15 @@ namespace nfscale::models {
 torch::Tensor grouped_conv3x3(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, int64_t stride,
                               int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w);
 
+// Convs with at most this many output pixels (Ho * Wo) take the route. The kernels block 16 images at one pixel:
+// measured (batch 128, one thread, forward + backward) 1.3-2.4x faster than oneDNN for the ladder's 4x4, 2x2 and
+// 1x1 outputs (also stride 2 from 8x8 and 4x4), but 0.9x on 8x8 and 0.65x on 16x16 outputs (16 images' rows at a
+// power-of-two stride alias in L1; docs/performance.md).
+constexpr int64_t kConv3x3MaxOutputPixels = 16;
+
 // Whether WSConv2d routes a conv (kernel, stride, groups, channels in -> out) over x to grouped_conv3x3: 3x3, stride
-// 1 or 2, in = out = 16 * groups, x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, and
-// the route is on (conv3x3_kernels_enabled()).
+// 1 or 2, in = out = 16 * groups, x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, at
+// most kConv3x3MaxOutputPixels output pixels, and the route is on (conv3x3_kernels_enabled()).
 bool grouped_conv3x3_applies(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t groups,
                              int64_t in_channels, int64_t out_channels);
 
