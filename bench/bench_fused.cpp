@@ -1,10 +1,21 @@
 // bench_fused.cpp - the fused NFNet element-wise ops against their unfused ATen composition, forward + backward,
 // bf16 and fp32, channels_last, at a mini-F3-like activation size [128, 96, 8, 8] and an F0@64-like [32, 256, 16, 16].
+// Also the direct 3x3 / 16-channel-group convolutions against oneDNN at the mini ladder's shapes, and the fp32
+// channels_last training pass (forward + backward) of mini-F0 / mini-F3 @32 px with each route on or off.
 // Run: build-perf/bench/bench_fused --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// A/B on a shared machine (interleaved, one thread, as the study's workers run):
+//   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_fused --benchmark_filter='Conv3x3|Pass'
+//       --benchmark_enable_random_interleaving=true --benchmark_repetitions=9 --benchmark_report_aggregates_only=true
+// (compare CPU times when the machine is shared)
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "nfscale/models/classifier.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/grouped_conv3x3.h"
+#include "nfscale/models/layers.h"
+#include "nfscale/models/memory_format.h"
+#include "nfscale/models/registry.h"
 
 using namespace nfscale::models;
 
@@ -58,6 +69,66 @@ BENCHMARK(BM_GeluFused) SHAPES;
 BENCHMARK(BM_GeluUnfused) SHAPES;
 BENCHMARK(BM_TailFused) SHAPES;
 BENCHMARK(BM_TailUnfused) SHAPES;
+
+// One WSConv2d 3x3 conv with 16-channel groups, fp32 channels_last, forward + backward. args: direct?, B, C, H(=W),
+// stride.
+void BM_Conv3x3(benchmark::State& st) {
+  set_fused_ops(true);
+  set_conv3x3_kernels(false);  // WSConv2d: oneDNN; the direct case calls grouped_conv3x3 itself
+  const int64_t B = st.range(1), C = st.range(2), H = st.range(3), S = st.range(4);
+  WSConv2d conv(C, C, 3, S, C / 16);
+  auto x = to_channels_last(torch::randn({B, C, H, H})).requires_grad_(true);  // [B, C, H, H]
+  const int64_t Ho = (H + S - 1) / S;
+  auto g = to_channels_last(torch::randn({B, C, Ho, Ho}));
+  const SamePad ph = same_padding(H, 3, S);
+  for (auto _ : st) {
+    // (the direct kernels called as the op, so maps above the route's pixel limit are timed too)
+    auto y = st.range(0) ? grouped_conv3x3(x, conv->standardized_weight(), conv->bias, S, ph.before, ph.before,
+                                           ph.out, ph.out)
+                         : conv->forward(x);
+    y.backward(g);
+    x.mutable_grad().reset();
+    conv->zero_grad();
+  }
+  set_conv3x3_kernels(true);
+  st.counters["GFLOP/s"] = benchmark::Counter(3.0 * 2.0 * double(B * Ho * Ho * C * 16 * 9),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+// the ladder at 32 px (and stage 1 at 64 px): stage 1 (16 ch, 8x8), 2 (32 ch, 4x4), 3 and 4 (96 ch, 2x2 / 1x1), the strided entries
+#define CONV_SHAPES(d)                                                                                          \
+  ->Args({d, 128, 16, 16, 1})->Args({d, 128, 16, 8, 1})->Args({d, 128, 32, 4, 1})->Args({d, 128, 96, 2, 1})->Args({d, 128, 96, 1, 1})     \
+      ->Args({d, 128, 32, 8, 2})->Args({d, 128, 96, 4, 2})->UseRealTime()->MinTime(0.3)
+BENCHMARK(BM_Conv3x3) CONV_SHAPES(0);
+BENCHMARK(BM_Conv3x3) CONV_SHAPES(1);
+
+// Forward + backward of a ladder member (fp32, channels_last, batch 128, 32 px, soft-target loss as the trainer's),
+// args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs, bit 2: fp32 pointwise GEMM).
+void BM_Pass(benchmark::State& st) {
+  const char* names[] = {"mini-F0", "mini-F3"};
+  ModelConfig mc;
+  mc.name = names[st.range(0)];
+  mc.num_classes = 10;
+  mc.in_channels = 1;
+  torch::manual_seed(0);
+  auto model = build_model(mc);
+  model->train();
+  const int64_t B = 128;
+  auto x = to_channels_last(torch::randn({B, 1, 32, 32}));
+  auto y = torch::randint(0, 10, {B});
+  const int64_t routes = st.range(1);
+  set_fused_ops(routes & 1);
+  set_conv3x3_kernels(routes & 2);
+  set_pointwise_gemm_fp32(routes & 4);
+  for (auto _ : st) {
+    model->zero_grad(/*set_to_none=*/true);
+    torch::cross_entropy_loss(model->forward(x), y).backward();
+  }
+  set_fused_ops(true);
+  set_conv3x3_kernels(true);
+  set_pointwise_gemm_fp32(true);
+  st.counters["img/s"] = benchmark::Counter(double(B), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Pass)->ArgsProduct({{0, 1}, {1, 3, 7}})->UseRealTime()->MinTime(1.0);
 
 }  // namespace
 

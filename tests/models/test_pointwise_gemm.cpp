@@ -1,6 +1,7 @@
 // test_pointwise_gemm.cpp - the GEMM route of 1x1 WSConv2d layers (layers.h: pointwise_gemm_max_pixels): taken
-// exactly when documented (bf16 or bf16 autocast, channels_last, H*W <= the limit, fused ops on), and its output
-// and every gradient are as accurate against an fp64 reference as the convolution route's.
+// exactly when documented (bf16 or bf16 autocast, or fp32 at one intra-op thread; channels_last, H*W <= the limit,
+// fused ops on), and its output and every gradient are as accurate against an fp64 reference as the convolution
+// route's (fp32: within fp32 rounding of fp64).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -22,6 +23,18 @@ struct PixelLimit {
   int64_t saved = pointwise_gemm_max_pixels();
   explicit PixelLimit(int64_t v) { set_pointwise_gemm_max_pixels(v); }
   ~PixelLimit() { set_pointwise_gemm_max_pixels(saved); }
+};
+
+// Sets LibTorch's intra-op threads / the fp32 GEMM route for the scope.
+struct Threads {
+  int saved = at::get_num_threads();
+  explicit Threads(int n) { at::set_num_threads(n); }
+  ~Threads() { at::set_num_threads(saved); }
+};
+struct Fp32Gemm {
+  bool saved = pointwise_gemm_fp32();
+  explicit Fp32Gemm(bool on) { set_pointwise_gemm_fp32(on); }
+  ~Fp32Gemm() { set_pointwise_gemm_fp32(saved); }
 };
 
 struct Result {
@@ -60,7 +73,16 @@ TEST(PointwiseGemm, RouteIsTakenExactlyWhenDocumented) {
   auto g4 = torch::randn({2, 8, 4, 4});
   PixelLimit limit(16);
   EXPECT_NE(run(conv, x4, g4, true).node.find("Permute"), std::string::npos);         // bf16 autocast, CL, 16 px
-  EXPECT_NE(run(conv, x4, g4, false).node.find("Convolution"), std::string::npos);    // fp32
+  {
+    Threads one(1);
+    EXPECT_NE(run(conv, x4, g4, false).node.find("Permute"), std::string::npos);      // fp32, one thread
+    Fp32Gemm off(false);
+    EXPECT_NE(run(conv, x4, g4, false).node.find("Convolution"), std::string::npos);  // fp32 route off
+  }
+  {
+    Threads two(2);
+    EXPECT_NE(run(conv, x4, g4, false).node.find("Convolution"), std::string::npos);  // fp32, two threads
+  }
   EXPECT_NE(run(conv, x4.contiguous(), g4, true).node.find("Convolution"), std::string::npos);  // NCHW
   auto x5 = to_channels_last(torch::randn({2, 16, 5, 5}));                           // 25 pixels > 16
   EXPECT_NE(run(conv, x5, torch::randn({2, 8, 5, 5}), true).node.find("Convolution"), std::string::npos);
@@ -148,6 +170,32 @@ TEST(PointwiseGemm, AsAccurateAsTheConvolutionAgainstFp64) {
       EXPECT_LT(e_gemm, 2e-2) << names[i];
     }
   }
+}
+
+TEST(PointwiseGemm, Fp32RouteMatchesFp64) {
+  Threads one(1);
+  Fp32Gemm on(true);
+  torch::manual_seed(3);
+  WSConv2d conv(96, 48, 1), ref(96, 48, 1);
+  {
+    torch::NoGradGuard ng;
+    conv->bias.normal_(0.0, 0.1);
+    ref->to(torch::kDouble);
+    ref->weight.copy_(conv->weight);
+    ref->bias.copy_(conv->bias);
+  }
+  auto x = to_channels_last(torch::randn({8, 96, 4, 4}));
+  auto g = torch::randn({8, 48, 4, 4});
+  const Result r = run(conv, x, g, false);
+  ASSERT_NE(r.node.find("Permute"), std::string::npos);
+  auto xd = x.to(torch::kDouble).requires_grad_(true);
+  ref->forward(xd).backward(g.to(torch::kDouble));
+  auto yd = ref->forward(x.to(torch::kDouble)).detach();
+  EXPECT_LT(rel_err(r.y, yd), 1e-6);
+  EXPECT_LT(rel_err(r.dx, xd.grad()), 1e-6);
+  EXPECT_LT(rel_err(r.dw, ref->weight.grad()), 1e-5);
+  EXPECT_LT(rel_err(r.dgain, ref->gain.grad()), 1e-5);
+  EXPECT_LT(rel_err(r.dbias, ref->bias.grad()), 1e-6);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "nfscale/models/fused_kernels.h"
+#include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/models/layers.h"
 #include "nfscale/util/cpu_features.h"
 
@@ -461,7 +462,9 @@ void set_fused_ops(bool enabled) { g_fused_override.store(enabled ? 1 : 0); }
 
 std::string fused_ops_status() {
   const std::string isa = fk::fused_kernel_table().isa;
-  if (fused_ops_enabled()) return std::string("fused ops on (") + isa + " kernels)";
+  if (fused_ops_enabled())
+    return std::string("fused ops on (") + isa + " kernels; direct 3x3 convs " +
+           (conv3x3_kernels_enabled() ? "on, " + conv3x3_isa() : std::string("off")) + ")";
   if (g_fused_override.load() == 0) return "fused ops off (set_fused_ops(false))";
   const char* env = std::getenv("NFSCALE_FUSED");
   if (env && std::string(env) == "0") return "fused ops off (NFSCALE_FUSED=0)";

@@ -17,7 +17,8 @@ void set_fused_ops(bool enabled);
 // Runs the kernels of the selected ISA on fixed inputs against fp64 references; true when all are within
 // tolerance (fp32: 2e-6 relative to scale, bf16: one bf16 rounding). Cached after the first call.
 bool fused_self_check();
-// One line for logs/benchmarks: "fused ops on (avx512 kernels)" / "off (NFSCALE_FUSED=0)" / ...
+// One line for logs/benchmarks: "fused ops on (avx512 kernels; direct 3x3 convs on, avx512)" / "off (NFSCALE_FUSED=0)"
+// / ...
 std::string fused_ops_status();
 
 // y = scale * gelu_tanh(x), gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).

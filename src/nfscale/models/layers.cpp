@@ -12,6 +12,7 @@
 
 #include "nfscale/models/cost_counter.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {
@@ -144,10 +145,16 @@ int64_t pointwise_gemm_pixels_from_env() {
 
 std::atomic<int64_t> g_pointwise_gemm_max_pixels{pointwise_gemm_pixels_from_env()};
 
+// NFSCALE_POINTWISE_GEMM_FP32=0 keeps fp32 pointwise convs on oneDNN's convolution.
+std::atomic<bool> g_pointwise_gemm_fp32{!(std::getenv("NFSCALE_POINTWISE_GEMM_FP32") &&
+                                          std::string(std::getenv("NFSCALE_POINTWISE_GEMM_FP32")) == "0")};
+
 // True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
 bool pointwise_gemm_applies(const torch::Tensor& x) {
   const bool bf16 = x.scalar_type() == torch::kBFloat16 || (cpu_bf16_autocast() && x.scalar_type() == torch::kFloat);
-  return bf16 && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
+  const bool fp32 = x.scalar_type() == torch::kFloat && !cpu_bf16_autocast() && g_pointwise_gemm_fp32.load() &&
+                    at::get_num_threads() == 1;
+  return (bf16 || fp32) && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
          x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
          x.is_contiguous(at::MemoryFormat::ChannelsLast) && fused_ops_enabled();
 }
@@ -156,6 +163,8 @@ bool pointwise_gemm_applies(const torch::Tensor& x) {
 
 int64_t pointwise_gemm_max_pixels() { return g_pointwise_gemm_max_pixels.load(); }
 void set_pointwise_gemm_max_pixels(int64_t pixels) { g_pointwise_gemm_max_pixels.store(std::max<int64_t>(0, pixels)); }
+bool pointwise_gemm_fp32() { return g_pointwise_gemm_fp32.load(); }
+void set_pointwise_gemm_fp32(bool enabled) { g_pointwise_gemm_fp32.store(enabled); }
 
 torch::Tensor WSConv2dImpl::standardized_weight() const { return standardize_weight(weight, gain); }
 
@@ -176,6 +185,9 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
     const auto y = torch::linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]
     return y.view({B, H, W, out_channels_}).permute({0, 3, 1, 2});  // [B, out, H, W], channels_last strides
   }
+  if (w_hat.scalar_type() == x.scalar_type() &&
+      grouped_conv3x3_applies(x, kernel_, stride_, groups_, in_channels_, out_channels_))
+    return grouped_conv3x3(x, w_hat, bias, stride_, ph.before, pw.before, ph.out, pw.out);  // [B, out, Ho, Wo] CL
   const std::vector<int64_t> stride = {stride_, stride_}, dilation = {1, 1};
   if (ph.before == ph.after && pw.before == pw.after) {
     // Symmetric SAME padding (always the case at stride 1 with odd kernels): let the conv pad.
@@ -223,7 +235,9 @@ SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, double ratio, bool init_w
 }
 
 torch::Tensor SqueezeExciteImpl::gate(const torch::Tensor& x) {
-  auto h = x.mean({2, 3});                   // [B, C]
+  // mean over H, W as sum * (1 / HW): mean's backward materialises [B, C, H, W] and divides it (one of the ~50
+  // aten::div of a mini-F3 step); sum's backward is a broadcast view. Same bits when HW is a power of two.
+  auto h = x.sum({2, 3}) * (1.0 / static_cast<double>(x.size(2) * x.size(3)));  // [B, C]
   h = fc0->forward(h);                       // [B, hidden]
   h = fc1->forward(active_counter() ? h : torch::relu(h));  // [B, C] (counting mode: shape only)
   return torch::sigmoid(h).unsqueeze(-1).unsqueeze(-1);  // [B, C, 1, 1]

@@ -50,15 +50,22 @@ torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tenso
 // run as one GEMM, [B*H*W, in] x [in, out], through at::linear (oneDNN's bf16 matmul) instead of oneDNN's
 // convolution: measured 1.3x (4x4 maps) to 2.5x (2x2) faster forward + backward for F0's 1536<->768 layers, and up to
 // 5x for the mini ladder's 4x4 layers at batch 128 (docs/performance.md). Same arithmetic (bf16 products, fp32
-// accumulation); the conv route stays for fp32 (LibTorch's fp32 GEMM is single-threaded OpenBLAS here), NCHW, larger
-// maps, and whenever the fused ops are off (fused_ops.h). Default 64; 0 disables. Env NFSCALE_POINTWISE_GEMM_MAX_PIXELS
+// accumulation); the conv route stays for fp32 with more than one intra-op thread (LibTorch's fp32 GEMM is
+// single-threaded OpenBLAS here; see pointwise_gemm_fp32), NCHW, larger maps, and whenever the fused ops are off
+// (fused_ops.h). Default 64; 0 disables. Env NFSCALE_POINTWISE_GEMM_MAX_PIXELS
 // sets the initial value.
 int64_t pointwise_gemm_max_pixels();
 void set_pointwise_gemm_max_pixels(int64_t pixels);
+// fp32 too (not under bf16 autocast), when LibTorch runs one intra-op thread (the study's workers): the GEMM is then
+// OpenBLAS's sgemm, which LibTorch calls single-threaded here. Default on; NFSCALE_POINTWISE_GEMM_FP32=0 turns it off.
+bool pointwise_gemm_fp32();
+void set_pointwise_gemm_fp32(bool enabled);
 
 // Conv2d with scaled WS, learnable per-output gain (init 1) and bias (init 0), TF 'SAME' padding.
 // Weight init: variance scaling (fan_in, normal, scale 1) = N(0, 1/fan_in). With init_weights=false the
 // weight is left uninitialised (torch::empty): for counting or before loading a checkpoint.
+// Forward routes: grouped_conv3x3.h (3x3, 16 channels per group, channels_last fp32), the pointwise GEMM above,
+// else torch::conv2d.
 class WSConv2dImpl : public torch::nn::Module {
  public:
   WSConv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1, int64_t groups = 1,
