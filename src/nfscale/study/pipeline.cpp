@@ -37,21 +37,44 @@ std::string points_csv(const std::vector<scaling::RunPoint>& pts) {
   return out.str();
 }
 
-// Per model: (compute, best loss over LRs) for each epoch budget, in budget order.
+// Per model: (compute, loss of the best LR) for each epoch budget, in budget order. The best LR has the lowest
+// mean loss over seeds; a point repeated under several seeds shows their mean with the min..max spread as an
+// error bar. Each point's tooltip names its trial(s).
 std::vector<report::NamedCurve> loss_curves(const std::vector<scaling::RunPoint>& pts,
                                             const std::vector<std::string>& model_order) {
-  std::map<std::string, std::map<double, std::pair<double, double>>> best;  // model -> epochs -> (flops, loss)
+  struct Cell {
+    double flops = 0, sum = 0, lo = INFINITY, hi = -INFINITY;
+    int n = 0;
+    double mean() const { return sum / n; }
+  };
+  // model -> epochs -> lr -> losses over seeds
+  std::map<std::string, std::map<double, std::map<double, Cell>>> cells;
   for (auto& p : pts) {
-    auto& slot = best[p.model][p.epochs];
-    if (slot.second == 0 || p.loss < slot.second) slot = {p.flops, p.loss};
+    Cell& c = cells[p.model][p.epochs][p.lr];
+    c.flops = std::max(c.flops, p.flops);
+    c.sum += p.loss;
+    c.lo = std::min(c.lo, p.loss);
+    c.hi = std::max(c.hi, p.loss);
+    c.n++;
   }
   std::vector<report::NamedCurve> curves;
   for (auto& m : model_order) {
-    if (!best.count(m)) continue;
-    report::NamedCurve c;
-    c.name = m;
-    for (auto& [e, fl] : best[m]) c.points.push_back({fl.first, fl.second});
-    curves.push_back(c);
+    if (!cells.count(m)) continue;
+    report::NamedCurve curve;
+    curve.name = m;
+    for (auto& [e, by_lr] : cells[m]) {
+      auto best = std::min_element(by_lr.begin(), by_lr.end(),
+                                   [](auto& a, auto& b) { return a.second.mean() < b.second.mean(); });
+      const Cell& c = best->second;
+      std::string tip = report::trial_tooltip(m, e, best->first, c.mean(), c.flops);
+      if (c.n > 1) {
+        tip += " (mean of " + std::to_string(c.n) + " seeds, " + fmt("%.4f", c.lo) + ".." + fmt("%.4f", c.hi) + ")";
+        curve.points.emplace_back(c.flops, c.mean(), c.lo, c.hi, tip);
+      } else {
+        curve.points.emplace_back(c.flops, c.mean(), tip);
+      }
+    }
+    curves.push_back(curve);
   }
   return curves;
 }
@@ -177,17 +200,31 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     l.x_min = rep.fit.frontier->min_flops;
     l.x_max = rep.fit.frontier->max_flops;
     l.name = "frontier fit";
+    // The bootstrap interval of the fitted curve, as a band: 24 computes spaced evenly in log space.
+    for (int i = 0; i <= 24; ++i) {
+      const double x = l.x_min * std::pow(l.x_max / l.x_min, i / 24.0);
+      const auto e = rep.fit.frontier->predict_power(x);
+      if (std::isfinite(e.lo) && std::isfinite(e.hi)) l.interval.push_back({x, e.lo, e.hi});
+    }
     line = l;
   }
   report::Plot fig2 = report::loss_vs_compute_figure(curves, line, "training FLOPs");
   const std::string f2 = (fs::path(rep.report_dir) / "fig2_loss_vs_compute").string();
-  write_file_atomic(f2 + ".svg", report::to_svg(fig2));
-  report::write_png(fig2, f2 + ".png");
+  report::write_figure(fig2, f2);
   html.heading("Held-out loss against pre-training compute (paper Fig. 2)");
   html.figure(report::to_svg(fig2),
               "Best held-out loss over the learning-rate grid for each model and epoch budget; dashed: the frontier "
-              "power law L = a C^b.",
-              "fig2_loss_vs_compute.png");
+              "power law L = a C^b, grey: its bootstrap interval. Hover a point for its trial.",
+              "fig2_loss_vs_compute.png", "fig2_loss_vs_compute.pdf");
+  if (line) {
+    report::Plot res = report::residual_figure(curves, *line, "training FLOPs");
+    const std::string fr = (fs::path(rep.report_dir) / "fig2b_residuals").string();
+    report::write_figure(res, fr);
+    html.figure(report::to_svg(res),
+                "Residuals ln(loss / fit) of the same points against the frontier power law; points above zero lie "
+                "off the frontier.",
+                "fig2b_residuals.png", "fig2b_residuals.pdf");
+  }
   if (rep.fit.frontier) {
     const auto& f = *rep.fit.frontier;
     html.table({"law", "a", "b (exponent)", "E", "R^2 (log)", "frontier points"},
@@ -210,7 +247,9 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   for (auto& b : rep.fit.best_lrs) {
     auto& c = lr_curves[b.model];
     c.name = b.model;
-    c.points.push_back({b.epochs, b.refined_lr > 0 ? b.refined_lr : b.lr});
+    c.points.emplace_back(b.epochs, b.refined_lr > 0 ? b.refined_lr : b.lr,
+                          report::trial_tooltip(b.model, b.epochs, b.lr, b.loss) +
+                              (b.interior ? "" : " (grid edge)"));
   }
   std::vector<report::NamedCurve> lr_list;
   for (auto& m : spec.models)
@@ -218,12 +257,24 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   if (!lr_list.empty()) {
     report::Plot fig3 = report::optimal_lr_figure(lr_list);
     const std::string f3 = (fs::path(rep.report_dir) / "fig3_optimal_lr").string();
-    write_file_atomic(f3 + ".svg", report::to_svg(fig3));
-    report::write_png(fig3, f3 + ".png");
+    report::write_figure(fig3, f3);
     html.heading("Optimal learning rate against epoch budget (paper Fig. 3)");
     html.figure(report::to_svg(fig3), "Best base learning rate (batch-256 scale; parabola-refined in log LR where "
                                       "bracketed) per model and epoch budget.",
-                "fig3_optimal_lr.png");
+                "fig3_optimal_lr.png", "fig3_optimal_lr.pdf");
+    std::vector<report::LrSlopeCurve> slopes;
+    for (auto& c : lr_list) {
+      report::LrSlopeCurve s{c.name, c.points, std::nullopt};
+      for (auto& f : rep.fit.lr_slopes)
+        if (f.model == c.name) s.fit = report::PowerLawLine{f.law.a, f.law.b, f.min_epochs, f.max_epochs, "", {}};
+      slopes.push_back(s);
+    }
+    report::Plot fig3b = report::lr_slope_figure(slopes);
+    const std::string f3b = (fs::path(rep.report_dir) / "fig3b_lr_slopes").string();
+    report::write_figure(fig3b, f3b);
+    html.figure(report::to_svg(fig3b), "Optimal learning rate against epoch budget with the power law "
+                                       "lr = a * epochs^b fitted per model (dashed); the legend gives the slope b.",
+                "fig3b_lr_slopes.png", "fig3b_lr_slopes.pdf");
   }
   std::vector<std::vector<std::string>> lr_rows;
   for (auto& b : rep.fit.best_lrs)
@@ -274,7 +325,9 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     for (auto& c : rep.finetune->candidates) {
       auto& curve = ft_curves[c.model];
       curve.name = c.model;
-      curve.points.push_back({c.pretrain_flops, 100 * c.finetune_top1_err});
+      curve.points.emplace_back(c.pretrain_flops, 100 * c.finetune_top1_err,
+                                c.model + ", " + fmt("%g", c.epochs) + " epochs, LR " + fmt("%g", c.lr) +
+                                    ": fine-tuned top-1 error " + fmt("%.2f", 100 * c.finetune_top1_err) + "%");
       ft_rows.push_back({c.model, fmt("%g", c.epochs), fmt("%g", c.lr), fmt("%.3g", c.pretrain_flops),
                          fmt("%.4f", c.pretrain_loss), c.on_frontier ? "frontier" : "larger model, fewer epochs",
                          fmt("%.2f", 100 * c.finetune_top1_err), fmt("%.3g", c.finetune_flops)});
@@ -288,13 +341,12 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
       }
     report::Plot fig1 = report::finetune_error_figure(ft_list, {}, "pre-training FLOPs");
     const std::string f1 = (fs::path(rep.report_dir) / "fig1_finetune_error").string();
-    write_file_atomic(f1 + ".svg", report::to_svg(fig1));
-    report::write_png(fig1, f1 + ".png");
+    report::write_figure(fig1, f1);
     html.heading("Fine-tuned top-1 error against pre-training compute (paper Fig. 1)");
     html.figure(report::to_svg(fig1),
                 "Each checkpoint fine-tuned on " + finetune->data + " for " + fmt("%g", finetune->epochs) +
                     " epochs with SAM (equal fine-tuning compute per model).",
-                "fig1_finetune_error.png");
+                "fig1_finetune_error.png", "fig1_finetune_error.pdf");
     html.table({"model", "pre-train epochs", "base LR", "pre-train FLOPs", "held-out loss", "candidate",
                 "fine-tuned top-1 err %", "fine-tune FLOPs"},
                ft_rows);
