@@ -1,11 +1,12 @@
 // test_peer_equivalence.cpp - bench/peer_nfnet.py computes nfscale's network: its layer self-checks pass (each fast
 // layer against the plain formula in float64), and on nfscale's own weights and input it returns nfscale's logits
-// (float64; exactly with the var_mean WS, within the documented ~1e-4 with timm's batch_norm WS).
+// (float64; to rounding with the var_mean WS, within ~1e-7 with timm's batch_norm WS and its eps).
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,9 +86,12 @@ TEST(PeerNfnet, SameLogitsAsNfscaleOnTheSameWeights) {
     const auto reply = peer.call({{"cmd", "check"}, {"weights", (dir / "weights.pt").string()},
                                   {"input", input.string()}});
     ASSERT_TRUE(reply.contains("logits")) << reply.dump();
-    EXPECT_LT(relative_gap(reply["logits"]["varmean"], expected), 1e-10);
+    const double vm = relative_gap(reply["logits"]["varmean"], expected);
     const double bn = relative_gap(reply["logits"]["batchnorm"], expected);
-    EXPECT_LT(bn, 2e-3);  // timm's eps inside the root instead of nfscale's floor
+    std::printf("  res %lld: peer/nfscale relative logit gap: var_mean WS %.2e, batch_norm WS %.2e\n", (long long)res, vm,
+                bn);
+    EXPECT_LT(vm, 1e-10);
+    EXPECT_LT(bn, 1e-6);  // eps 1e-8 inside the root instead of nfscale's floor at 1e-4
   }
   fs::remove_all(dir);
 }
