@@ -7,7 +7,10 @@
 #
 #   bench/compare_builds.sh [--base COMMIT] [--base-bin PATH] [--new-bin PATH] [--reps N] [--steps N]
 #                           [--cases "MODEL:RES:BATCH ..."] [--threads "1 2"] [--precision SETTING] [--json FILE]
+#   bench/compare_builds.sh --study PRESET [--base ...] [--base-bin ...] [--new-bin ...]
 #
+# --study PRESET instead times a whole `nfscale study --workers 2 --preset PRESET` (as scripts/run-study.sh runs
+# it) with each binary, base first, each into a fresh temporary directory, and prints both wall times.
 # Defaults: base 3077233, new build/bin/nfscale, 5 repetitions of 3 steps, cases mini-F0 and mini-F3 at 32 px with
 # batch 64 and 128, threads 1 and 2, precision fp32/channels_last. On a shared machine the absolute numbers move
 # with the load (printed per run); the paired ratios are the robust figure.
@@ -23,8 +26,9 @@ cases="mini-F0:32:64 mini-F0:32:128 mini-F3:32:64 mini-F3:32:128"
 threads="1 2"
 precision="fp32/channels_last"
 json_out=""
+study=""
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="$2"; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --precision) precision="$2"; shift 2 ;;
     --json) json_out="$2"; shift 2 ;;
+    --study) study="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare_builds.sh: unknown argument '$1' (see --help)" >&2; usage 2 ;;
   esac
@@ -63,6 +68,17 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+if [ -n "$study" ]; then
+  for which in base new; do
+    bin="$base_bin"; [ "$which" = new ] && bin="$new_bin"
+    t0=$(date +%s.%N); l0=$(cut -d' ' -f1 /proc/loadavg)
+    "$bin" study --workers 2 --preset "$study" --out "$work/study-$which" > "$work/study-$which.log" 2>&1 || {
+      echo "compare_builds.sh: $bin study --preset $study failed:" >&2; tail -20 "$work/study-$which.log" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    echo "study --preset $study, $which ($bin): $(python3 -c "print('%.0f' % ($t1 - $t0))") s wall (load $l0 -> $(cut -d' ' -f1 /proc/loadavg))"
+  done
+  exit 0
+fi
 records="$work/records.jsonl"
 : > "$records"
 
