@@ -14,7 +14,8 @@
 #       parameters (a dict name -> tensor written by torch::pickle_save) and an input batch, returns the eval-mode
 #       logits in float64 for each WS formulation (tests/perf compares them with nfscale's own forward).
 # On start-up it prints {"ready":true,...} after building, checking and warming up ("check_only": true in the
-# architecture skips the timing, for the check command).
+# architecture skips the timing, for the check command; "setting": "bf16/channels_last/flat/batchnorm" fixes the
+# setting instead of searching).
 # Layer self-checks: `peer_nfnet.py --self-check` compares each fast layer with the plain formula in float64.
 import json
 import math
@@ -404,6 +405,14 @@ def main():
     for prec in ("fp32", "bf16"):
         candidates.append((prec, "nchw", "native", "batchnorm"))
         candidates += [(prec, "channels_last", g, "batchnorm") for g in GELUS if checks["gelu_" + g]]
+    only = a.get("setting")  # one fixed setting (nfscale bench --peer-setting): no search
+    if only:
+        c = tuple(only.split("/"))
+        if len(c) != 4 or c[0] not in ("fp32", "bf16") or c[1] not in ("nchw", "channels_last") or \
+                c[2] not in GELUS or c[3] not in WS or not checks["gelu_" + c[2]]:
+            sys.exit("peer_nfnet.py: setting '%s' is not PRECISION/LAYOUT/GELU/WS with PRECISION fp32|bf16, LAYOUT "
+                     "nchw|channels_last, GELU %s (gradient-checked), WS %s" % (only, "|".join(GELUS), "|".join(WS)))
+        candidates = [c]
     times = {"train": {}, "infer": {}}
     for c in candidates:
         for kind in times:
@@ -411,8 +420,9 @@ def main():
     chosen = {}
     for kind in times:
         best = min(times[kind], key=times[kind].get)
-        alt = best[:3] + ("varmean",)
-        times[kind][alt] = time_config(alt, kind)
+        if not only:
+            alt = best[:3] + ("varmean",)
+            times[kind][alt] = time_config(alt, kind)
         chosen[kind] = min(times[kind], key=times[kind].get)
     cfg.update(chosen)
     model.train(); train_step()

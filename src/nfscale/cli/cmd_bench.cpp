@@ -20,6 +20,9 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
   cmd->add_option("--infer-steps", o->infer_steps, "Inference batches per repetition and side")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--peer", o->peer, "Path to peer_nfnet.py, or 'none' (default: found next to the build)");
+  cmd->add_option("--peer-setting", o->peer_setting,
+                  "Fix the peer's setting instead of letting it search its fastest: PRECISION/LAYOUT/GELU/WS, e.g. "
+                  "bf16/channels_last/flat/batchnorm (GELU native|flat|formula, WS batchnorm|varmean)");
   cmd->add_option("--python", o->python, "Python interpreter for the peer (needs python3-torch; default /usr/bin/python3)");
   cmd->add_flag("!--no-unfused", o->unfused,
                 "Skip timing nfscale with the fused ops off (never timed when they are off already, e.g. "

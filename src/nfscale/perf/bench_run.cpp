@@ -39,8 +39,8 @@ void print_series(const char* who, const Series& s, double train_flop, double in
 std::unique_ptr<PeerProcess> start_peer(const BenchOptions& o, const BenchCase& c, const std::string& script,
                                         const ModelBench& nf, int threads) {
   if (script.empty()) return nullptr;
-  const auto arch = peer_architecture(models::model_spec(c.model), nf.classes(), nf.in_channels(), c.res, c.batch,
-                                      threads);
+  auto arch = peer_architecture(models::model_spec(c.model), nf.classes(), nf.in_channels(), c.res, c.batch, threads);
+  if (!o.peer_setting.empty()) arch["setting"] = o.peer_setting;
   auto peer = std::make_unique<PeerProcess>(o.python, script, arch);
   const int64_t pp = peer->ready().value("params", int64_t(0));
   require(pp == nf.cost().params, "bench: the Python peer's " + c.model + " has " + std::to_string(pp) +
@@ -143,6 +143,7 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   } else {
     std::printf("  peak RSS: nfscale %.0f MB (process so far)\n", maxrss_kb() / 1024.0);
   }
+  std::fflush(stdout);
   return {{"model", c.model},
           {"res", c.res},
           {"batch", c.batch},
@@ -176,6 +177,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
               threads, blas_threads(), wait ? wait : "(unset)", cpu_features().describe().c_str(),
               models::fused_ops_status().c_str(), static_cast<long long>(models::pointwise_gemm_max_pixels()),
               o.precision.c_str(), load_string().c_str());
+  std::fflush(stdout);
   nlohmann::json all = nlohmann::json::array();
   for (const auto& c : cases) all.push_back(run_case(o, c, peer, threads));
   if (!o.json_out.empty()) write_file_atomic(o.json_out, all.dump(2) + "\n");

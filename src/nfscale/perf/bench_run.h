@@ -18,6 +18,8 @@ struct BenchOptions {
   int infer_steps = 5;  // inference batches per repetition and side
   std::string peer;     // path to peer_nfnet.py ("" = find it; "none" = no peer)
   std::string python = "/usr/bin/python3";  // Debian's interpreter, which has python3-torch
+  std::string peer_setting;  // "" = the peer searches its fastest; else PRECISION/LAYOUT/GELU/WS, e.g.
+                             // bf16/channels_last/flat/batchnorm (see bench/peer_nfnet.py)
   bool unfused = true;  // also time nfscale with the fused ops off (only when they are on to begin with)
   int profile_rows = 0;  // > 0: print the per-op profile of one training step (this many rows)
   std::string precision = "best";  // see candidate_settings()
