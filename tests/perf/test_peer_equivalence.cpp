@@ -13,6 +13,7 @@
 
 #include "nfscale/models/registry.h"
 #include "nfscale/perf/peer_process.h"
+#include "nfscale/util/error.h"
 
 namespace nfscale::perf {
 namespace {
@@ -94,6 +95,25 @@ TEST(PeerNfnet, SameLogitsAsNfscaleOnTheSameWeights) {
     EXPECT_LT(bn, 1e-6);  // eps 1e-8 inside the root instead of nfscale's floor at 1e-4
   }
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nfscale::perf
+
+namespace nfscale::perf {
+namespace {
+
+TEST(PeerNfnet, FixedSettingIsUsedAndABadOneRefused) {
+  auto arch = peer_architecture(models::model_spec("mini-F0"), 10, 1, 17, 2, 1);
+  arch["setting"] = "fp32/nchw/native/varmean";
+  {
+    PeerProcess peer(kPython, kPeer, arch);
+    EXPECT_EQ(peer.ready()["config"]["train"].get<std::string>(), "fp32/nchw/native/varmean");
+    EXPECT_EQ(peer.ready()["config"]["infer"].get<std::string>(), "fp32/nchw/native/varmean");
+    EXPECT_GT(peer.call({{"cmd", "train"}, {"steps", 1}})["seconds"].get<double>(), 0.0);
+  }
+  arch["setting"] = "fp16/nchw/native/varmean";
+  EXPECT_THROW(PeerProcess(kPython, kPeer, arch), UserError);
 }
 
 }  // namespace
