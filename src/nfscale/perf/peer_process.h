@@ -19,7 +19,8 @@ class PeerProcess {
  public:
   // Starts `python script arch.dump()` with OPENBLAS_NUM_THREADS set to nfscale's BLAS thread count (unless the
   // caller set it) and reads its first line (the "ready" object). UserError when the process cannot be started or
-  // exits before answering (the message says how to see why).
+  // exits before answering (the message says how to see why). Sets SIGPIPE to ignored for the process, so a peer
+  // that dies turns the next call() into a UserError instead of killing nfscale.
   PeerProcess(const std::string& python, const std::string& script, const nlohmann::json& arch);
   ~PeerProcess();  // sends {"cmd":"quit"} and waits for the process
   PeerProcess(const PeerProcess&) = delete;
