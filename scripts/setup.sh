@@ -10,7 +10,7 @@ PKGS=(
   # deep-learning engine, distributed backend, fast BLAS
   libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
   # libraries
-  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev libboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # data: Fashion-MNIST (pre-training) and sklearn's digits (fine-tuning target)
