@@ -166,6 +166,11 @@ std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
       s.slope.lo = s.law.b - t * se;
       s.slope.hi = s.law.b + t * se;
     }
+    // Optima at the LR grid's edge only bound the optimum: a slope through them has no honest interval.
+    const int edge_used = s.edge_excluded ? 0 : s.edge_optima;
+    if (edge_used > 0)
+      s.slope.flag_bound(fmt("%d of %d best LRs at the LR grid edge; extend the grid", edge_used,
+                             static_cast<int>(rows.size())));
     s.budgets = static_cast<int>(rows.size());
     out.push_back(s);
   }

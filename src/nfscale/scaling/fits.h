@@ -45,7 +45,8 @@ struct LrSlope {
   std::string model;
   double params = kMissing;
   PowerLaw law;             // law.b is the log-log slope
-  Estimate slope;           // law.b with its OLS interval: b +- t(level, n - 2) * se(b) (no interval when n < 3)
+  Estimate slope;           // law.b with its OLS interval b +- t(level, n - 2) * se(b); flagged at_bound (no
+                            // interval) when best LRs at the grid edge are in the fit
   int budgets = 0;
   int edge_optima = 0;      // budgets whose best LR is at the grid edge (it only bounds the optimum)
   bool edge_excluded = false;  // edge optima were left out (done when >= kMinLrSlopeBudgets interior ones remain)
