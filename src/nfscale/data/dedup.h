@@ -44,7 +44,8 @@ class HashIndex {
 };
 
 struct DedupOptions {
-  int threshold = 4;  // Hamming distance <= threshold counts as a near-duplicate (0..32)
+  int threshold = 0;  // Hamming distance <= threshold counts as a near-duplicate (0..32; see docs/data.md:
+                      // on Fashion-MNIST even 0 matches same-shape images, not only copies)
   int examples = 10;  // example pairs kept (closest first)
   HashKind kind = HashKind::Dct;
 };
