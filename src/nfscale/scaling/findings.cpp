@@ -4,27 +4,18 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include <boost/math/distributions/students_t.hpp>
 
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/rng.h"
 
 namespace nfscale::scaling {
 namespace {
-
-std::string fmt(const char* f, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
 
 bool has_interval(const Estimate& e) { return std::isfinite(e.lo) && std::isfinite(e.hi); }
 std::string est(const Estimate& e) { return format_estimate(e); }

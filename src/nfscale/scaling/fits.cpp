@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 
 #include <boost/math/distributions/students_t.hpp>
 
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/rng.h"
 
@@ -19,15 +19,6 @@ namespace nfscale::scaling {
 namespace {
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-std::string fmt(const char* f, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
 
 // Vertex (in x) of the parabola through three points, clamped to [x0, x2].
 double parabola_vertex(double x0, double f0, double x1, double f1, double x2, double f2) {
