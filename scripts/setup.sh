@@ -10,7 +10,7 @@ PKGS=(
   # deep-learning engine, distributed backend, fast BLAS
   libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
   # libraries
-  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev libboost-dev
   # results store: the PostgreSQL client library, and the server the tests start a throwaway cluster of
   libpq-dev postgresql
   # tests and benchmarks

@@ -107,6 +107,8 @@ TEST(Chinchilla, DegenerateInputThrows) {
     if (p.params == 1e8) one_model.push_back(p);
   one_model.push_back(one_model[0]);
   one_model.push_back(one_model[1]);
+  one_model[5].examples *= 3;  // 7 distinct (N, D) points of a single model size
+  one_model[6].examples *= 3;
   try {
     fit_chinchilla(one_model);
     FAIL();

@@ -11,6 +11,10 @@
 
 #include "nfscale/scaling/points.h"
 
+namespace nfscale {
+class SplitMix;
+}
+
 namespace nfscale::scaling {
 
 struct BootstrapOptions {
@@ -24,10 +28,16 @@ struct Estimate {
   double value = kMissing;
   double lo = kMissing;
   double hi = kMissing;
+  // The point estimate sits on a bound of its parameter space (e.g. an offset E collapsed to 0): the value is not
+  // identified by the data and no interval is reported (lo/hi are NaN; `bound_note` says which bound).
+  bool at_bound = false;
+  std::string bound_note;
   bool contains(double v) const { return v >= lo && v <= hi; }
+  // Marks the estimate as at a bound and drops its interval.
+  void flag_bound(const std::string& note);
 };
 nlohmann::json to_json(const Estimate& e);
-// "0.1234 [0.1100, 0.1300]" with %.4g formatting.
+// "0.1234 [0.1100, 0.1300]" with %.4g formatting; "0 (at bound: <note>; no interval)" when at a bound.
 std::string format_estimate(const Estimate& e);
 
 // Parameter samples of a bootstrap: samples[r] is the parameter vector of successful resample r.
@@ -36,6 +46,15 @@ struct BootstrapSamples {
   int requested = 0;
   int succeeded() const { return static_cast<int>(samples.size()); }
 };
+
+// Generic driver: calls `fit(rng)` `resamples` times, resample r with SplitMix(derive_seed(seed, {r})); `fit`
+// draws whatever it resamples (indices, seed noise) from `rng`. A fit that throws UserError or returns a
+// non-finite value is skipped.
+BootstrapSamples run_bootstrap_rng(const std::function<std::vector<double>(SplitMix& rng)>& fit,
+                                   const BootstrapOptions& options);
+
+// n indices drawn from 0..n-1 with replacement.
+std::vector<std::size_t> resample_indices(std::size_t n, SplitMix& rng);
 
 // Resamples indices 0..n-1 with replacement `resamples` times and calls `fit(indices)`; a fit that throws
 // (a degenerate resample) is skipped. Returns the parameter vectors of the successful fits.

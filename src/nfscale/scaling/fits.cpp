@@ -4,27 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <boost/math/distributions/students_t.hpp>
+
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/rng.h"
 
 namespace nfscale::scaling {
 namespace {
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-std::string fmt(const char* f, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, f);
-  std::vsnprintf(buf, sizeof buf, f, ap);
-  va_end(ap);
-  return buf;
-}
 
 // Vertex (in x) of the parabola through three points, clamped to [x0, x2].
 double parabola_vertex(double x0, double f0, double x1, double f1, double x2, double f2) {
@@ -46,7 +40,29 @@ Estimate predict(const BootstrapSamples& boot, double level, double value,
   return e;
 }
 
+void split_flops_loss(const std::vector<RunPoint>& pts, std::vector<double>& c, std::vector<double>& l) {
+  for (auto& p : pts) {
+    c.push_back(p.flops);
+    l.push_back(p.loss);
+  }
+}
+
 }  // namespace
+
+BootstrapSamples drop_columns(const BootstrapSamples& boot, size_t first) {
+  BootstrapSamples out;
+  out.requested = boot.requested;
+  for (auto& s : boot.samples) out.samples.emplace_back(s.begin() + static_cast<std::ptrdiff_t>(first), s.end());
+  return out;
+}
+
+std::vector<RunPoint> resample_frontier(const SeedCells& cells, SplitMix& rng) {
+  std::vector<RunPoint> front = extract_frontier(draw_seed_noise(cells, rng));
+  if (cells.has_noise()) return front;
+  std::vector<RunPoint> out;
+  for (size_t i : resample_indices(front.size(), rng)) out.push_back(front[i]);
+  return out;
+}
 
 // ---- learning rate -------------------------------------------------------------------------------------------
 
@@ -95,7 +111,7 @@ std::vector<BestLr> fit_best_lrs(const std::vector<RunPoint>& points) {
 }
 
 std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
-                                   std::vector<std::pair<std::string, std::string>>* skipped) {
+                                   std::vector<std::pair<std::string, std::string>>* skipped, double level) {
   std::map<std::string, std::vector<const BestLr*>> by_model;
   for (auto& b : best) by_model[b.model].push_back(&b);
   std::vector<LrSlope> out;
@@ -125,6 +141,27 @@ std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
       y.push_back(r->refined_lr);
     }
     s.law = fit_power_law(x, y, "LR-vs-epochs fit of model " + model);
+    s.slope.value = s.law.b;
+    if (x.size() >= 3) {  // OLS standard error of the slope in log-log space, Student t with n - 2 dof
+      double mx = 0, sxx = 0, ssr = 0;
+      for (double v : x) mx += std::log(v) / x.size();
+      for (size_t i = 0; i < x.size(); ++i) {
+        double dx = std::log(x[i]) - mx;
+        sxx += dx * dx;
+        double r = std::log(y[i]) - std::log(s.law(x[i]));
+        ssr += r * r;
+      }
+      const double dof = static_cast<double>(x.size()) - 2;
+      const double se = std::sqrt(ssr / dof / sxx);
+      const double t = boost::math::quantile(boost::math::students_t(dof), 0.5 + level / 2);
+      s.slope.lo = s.law.b - t * se;
+      s.slope.hi = s.law.b + t * se;
+    }
+    // Optima at the LR grid's edge only bound the optimum: a slope through them has no honest interval.
+    const int edge_used = s.edge_excluded ? 0 : s.edge_optima;
+    if (edge_used > 0)
+      s.slope.flag_bound(fmt("%d of %d best LRs at the LR grid edge; extend the grid", edge_used,
+                             static_cast<int>(rows.size())));
     s.budgets = static_cast<int>(rows.size());
     out.push_back(s);
   }
@@ -164,33 +201,25 @@ Estimate FrontierFit::predict_offset(double flops) const {
 FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap) {
   const std::string what = "frontier fit";
   FrontierFit f;
-  f.frontier = extract_frontier(points);
+  require_fields(points, {Field::Flops, Field::Loss}, what);
+  f.seeds = aggregate_seeds(points);
+  f.frontier = extract_frontier(f.seeds.cells);
   f.level = bootstrap.level;
   require(static_cast<int>(f.frontier.size()) >= kMinPowerLawPoints,
           what + ": only " + std::to_string(f.frontier.size()) + " point(s) on the compute frontier (of " +
               std::to_string(points.size()) + " runs); it needs at least " + std::to_string(kMinPowerLawPoints) +
               " runs at different compute that each improve on all cheaper runs");
   std::vector<double> C, L;
-  for (auto& p : f.frontier) {
-    C.push_back(p.flops);
-    L.push_back(p.loss);
-  }
+  split_flops_loss(f.frontier, C, L);
   f.min_flops = C.front();
   f.max_flops = C.back();
   f.power = fit_power_law(C, L, what);
   f.power_a.value = f.power.a;
   f.power_b.value = f.power.b;
-  auto pick = [&](const std::vector<size_t>& idx, std::vector<double>& c, std::vector<double>& l) {
-    for (size_t i : idx) {
-      c.push_back(C[i]);
-      l.push_back(L[i]);
-    }
-  };
-  f.power_samples = run_bootstrap(
-      C.size(),
-      [&](const std::vector<size_t>& idx) {
+  f.power_samples = run_bootstrap_rng(
+      [&](SplitMix& rng) {
         std::vector<double> c, l;
-        pick(idx, c, l);
+        split_flops_loss(resample_frontier(f.seeds, rng), c, l);
         PowerLaw p = fit_power_law(c, l, what);
         return std::vector<double>{p.a, p.b};
       },
@@ -201,16 +230,17 @@ FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOpt
     f.offset_E.value = f.offset->E;
     f.offset_a.value = f.offset->a;
     f.offset_b.value = f.offset->b;
-    f.offset_samples = run_bootstrap(
-        C.size(),
-        [&](const std::vector<size_t>& idx) {
+    f.offset_samples = run_bootstrap_rng(
+        [&](SplitMix& rng) {
           std::vector<double> c, l;
-          pick(idx, c, l);
+          split_flops_loss(resample_frontier(f.seeds, rng), c, l);
           OffsetPowerLaw p = fit_offset_power_law(c, l, what);
           return std::vector<double>{p.E, p.a, p.b};
         },
         bootstrap);
     attach_intervals({&f.offset_E, &f.offset_a, &f.offset_b}, f.offset_samples, bootstrap.level);
+    if (f.offset->E_at_bound)
+      f.offset_E.flag_bound(f.offset->E <= 0.5 * L.back() ? "E = 0, the lower bound" : "E = min L, the upper bound");
   } catch (const UserError& e) {
     f.offset.reset();
     f.offset_error = e.what();
@@ -222,7 +252,9 @@ FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOpt
 
 ComputeOptimalFit fit_compute_optimal(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap) {
   const std::string what = "compute-optimal fit";
-  std::vector<RunPoint> front = extract_frontier(points);
+  require_fields(points, {Field::Flops, Field::Loss}, what);
+  SeedCells cells = aggregate_seeds(points);
+  std::vector<RunPoint> front = extract_frontier(cells.cells);
   require_fields(front, {Field::Params, Field::Examples}, what);
   std::set<double> sizes;
   for (auto& p : front) sizes.insert(p.params);
@@ -232,12 +264,19 @@ ComputeOptimalFit fit_compute_optimal(const std::vector<RunPoint>& points, const
   require(static_cast<int>(front.size()) >= kMinPowerLawPoints,
           what + ": only " + std::to_string(front.size()) + " frontier points; it needs at least " +
               std::to_string(kMinPowerLawPoints));
-  std::vector<double> C, N, D;
-  for (auto& p : front) {
-    C.push_back(p.flops);
-    N.push_back(p.params);
-    D.push_back(p.examples);
-  }
+  bool has_epochs = true;
+  for (auto& p : cells.cells) has_epochs &= std::isfinite(p.epochs) && p.epochs > 0;
+  auto split = [](const std::vector<RunPoint>& pts, std::vector<double>& c, std::vector<double>& n,
+                  std::vector<double>& d, std::vector<double>& e) {
+    for (auto& p : pts) {
+      c.push_back(p.flops);
+      n.push_back(p.params);
+      d.push_back(p.examples);
+      e.push_back(p.epochs);
+    }
+  };
+  std::vector<double> C, N, D, Ep;
+  split(front, C, N, D, Ep);
   ComputeOptimalFit f;
   f.n = static_cast<int>(front.size());
   f.distinct_models = static_cast<int>(sizes.size());
@@ -249,20 +288,27 @@ ComputeOptimalFit fit_compute_optimal(const std::vector<RunPoint>& points, const
   f.n_exponent.value = f.n_law.b;
   f.d_coeff.value = f.d_law.a;
   f.d_exponent.value = f.d_law.b;
-  f.samples = run_bootstrap(
-      C.size(),
-      [&](const std::vector<size_t>& idx) {
-        std::vector<double> c, n, d;
-        for (size_t i : idx) {
-          c.push_back(C[i]);
-          n.push_back(N[i]);
-          d.push_back(D[i]);
-        }
+  if (has_epochs) {
+    f.e_law = fit_power_law(C, Ep, what + " (epochs_opt)");
+    f.e_coeff.value = f.e_law.a;
+    f.e_exponent.value = f.e_law.b;
+  }
+  f.samples = run_bootstrap_rng(
+      [&](SplitMix& rng) {
+        std::vector<double> c, n, d, e;
+        split(resample_frontier(cells, rng), c, n, d, e);
         PowerLaw pn = fit_power_law(c, n, what), pd = fit_power_law(c, d, what);
-        return std::vector<double>{pn.a, pn.b, pd.a, pd.b};
+        std::vector<double> row{pn.a, pn.b, pd.a, pd.b};
+        if (has_epochs) {
+          PowerLaw pe = fit_power_law(c, e, what);
+          row.push_back(pe.a);
+          row.push_back(pe.b);
+        }
+        return row;
       },
       bootstrap);
   attach_intervals({&f.n_coeff, &f.n_exponent, &f.d_coeff, &f.d_exponent}, f.samples, bootstrap.level);
+  if (has_epochs) attach_intervals({&f.e_coeff, &f.e_exponent}, drop_columns(f.samples, 4), bootstrap.level);
   return f;
 }
 
@@ -275,7 +321,7 @@ StudyFit fit_study(const std::vector<RunPoint>& points, const FitOptions& option
   s.options = options;
   try {
     s.best_lrs = fit_best_lrs(points);
-    s.lr_slopes = fit_lr_slopes(s.best_lrs, &s.lr_slopes_skipped);
+    s.lr_slopes = fit_lr_slopes(s.best_lrs, &s.lr_slopes_skipped, options.bootstrap.level);
   } catch (const UserError& e) {
     s.best_lrs_error = e.what();
   }
@@ -312,6 +358,7 @@ nlohmann::json to_json(const BestLr& b) {
 
 nlohmann::json to_json(const LrSlope& s) {
   return {{"model", s.model}, {"params", num(s.params)}, {"coefficient", s.law.a}, {"slope", s.law.b},
+          {"slope_interval", to_json(s.slope)},
           {"r2_log", s.law.r2}, {"budgets", s.budgets}, {"edge_optima", s.edge_optima}, {"edge_excluded", s.edge_excluded},
           {"min_epochs", s.min_epochs}, {"max_epochs", s.max_epochs}};
 }
@@ -325,7 +372,8 @@ nlohmann::json to_json(const FrontierFit& f) {
       {"max_flops", f.max_flops},
       {"power_law", {{"a", to_json(f.power_a)}, {"b", to_json(f.power_b)}, {"r2_log", f.power.r2}, {"n", f.power.n},
                      {"bootstrap", {{"requested", f.power_samples.requested}, {"succeeded", f.power_samples.succeeded()}}}}},
-      {"level", f.level}};
+      {"level", f.level},
+      {"seed_noise", to_json(f.seeds)}};
   if (f.offset)
     j["offset_power_law"] = {{"E", to_json(f.offset_E)}, {"a", to_json(f.offset_a)}, {"b", to_json(f.offset_b)},
                              {"r2_log", f.offset->r2}, {"E_at_bound", f.offset->E_at_bound},
@@ -339,6 +387,7 @@ nlohmann::json to_json(const FrontierFit& f) {
 nlohmann::json to_json(const ComputeOptimalFit& f) {
   return {{"n_opt", {{"coefficient", to_json(f.n_coeff)}, {"exponent", to_json(f.n_exponent)}, {"r2_log", f.n_law.r2}}},
           {"d_opt", {{"coefficient", to_json(f.d_coeff)}, {"exponent", to_json(f.d_exponent)}, {"r2_log", f.d_law.r2}}},
+          {"epochs_opt", {{"coefficient", to_json(f.e_coeff)}, {"exponent", to_json(f.e_exponent)}, {"r2_log", f.e_law.r2}}},
           {"n", f.n},
           {"distinct_models", f.distinct_models},
           {"min_flops", f.min_flops},
@@ -388,9 +437,9 @@ std::string format_study_fit(const StudyFit& s) {
       o += fmt("  %-16s %9.4g %10.4g %10.5g %10.4g %10.4g %10.4g %-9s\n", b.model.c_str(), b.epochs, b.lr, b.loss,
                b.lr_below, b.lr_above, b.refined_lr, b.interior ? "interior" : "edge");
     o += "\nOptimal LR vs epochs per model (lr_opt = c * epochs^slope)\n";
-    o += fmt("  %-16s %10s %10s %8s %8s %6s\n", "model", "c", "slope", "R2(log)", "budgets", "edge");
+    o += fmt("  %-16s %10s %-32s %8s %8s %6s\n", "model", "c", "slope [t interval]", "R2(log)", "budgets", "edge");
     for (auto& l : s.lr_slopes)
-      o += fmt("  %-16s %10.4g %10.4f %8.4f %8d %6d%s\n", l.model.c_str(), l.law.a, l.law.b, l.law.r2, l.budgets,
+      o += fmt("  %-16s %10.4g %-32s %8.4f %8d %6d%s\n", l.model.c_str(), l.law.a, format_estimate(l.slope).c_str(), l.law.r2, l.budgets,
                l.edge_optima, l.edge_excluded ? " (edge optima left out of the fit)" : "");
     for (auto& [m, why] : s.lr_slopes_skipped) o += fmt("  %-16s skipped: %s\n", m.c_str(), why.c_str());
   }
@@ -401,6 +450,7 @@ std::string format_study_fit(const StudyFit& s) {
   } else {
     const FrontierFit& f = *s.frontier;
     o += fmt("  %zu frontier points, C in [%.3g, %.3g] FLOPs\n", f.frontier.size(), f.min_flops, f.max_flops);
+    o += "  " + describe_seed_noise(f.seeds) + "\n";
     o += fmt("  %-16s %12s %9s %10s\n", "model", "flops", "epochs", "loss");
     for (auto& p : f.frontier)
       o += fmt("  %-16s %12.4g %9.4g %10.5g\n", p.model.c_str(), p.flops, p.epochs, p.loss);
@@ -409,7 +459,7 @@ std::string format_study_fit(const StudyFit& s) {
     if (f.offset)
       o += fmt("  L = E + a * C^b      E = %s  a = %s  b = %s  R2(log) = %.4f%s\n", format_estimate(f.offset_E).c_str(),
                format_estimate(f.offset_a).c_str(), format_estimate(f.offset_b).c_str(), f.offset->r2,
-               f.offset->E_at_bound ? "  (E at its bound: not identified)" : "");
+               "");
     else
       o += "  L = E + a * C^b      not available: " + f.offset_error + "\n";
   }
@@ -421,6 +471,8 @@ std::string format_study_fit(const StudyFit& s) {
     const ComputeOptimalFit& c = *s.compute_optimal;
     o += fmt("  N_opt = k * C^a      a = %s  R2(log) = %.4f\n", format_estimate(c.n_exponent).c_str(), c.n_law.r2);
     o += fmt("  D_opt = k * C^b      b = %s  R2(log) = %.4f\n", format_estimate(c.d_exponent).c_str(), c.d_law.r2);
+    if (std::isfinite(c.e_exponent.value))
+      o += fmt("  epochs_opt = k * C^e e = %s  R2(log) = %.4f\n", format_estimate(c.e_exponent).c_str(), c.e_law.r2);
     o += fmt("  (%d frontier points, %d model sizes)\n", c.n, c.distinct_models);
   }
 

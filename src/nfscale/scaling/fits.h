@@ -14,6 +14,11 @@
 #include "nfscale/scaling/chinchilla.h"
 #include "nfscale/scaling/points.h"
 #include "nfscale/scaling/powerlaw.h"
+#include "nfscale/scaling/seeds.h"
+
+namespace nfscale {
+class SplitMix;
+}
 
 namespace nfscale::scaling {
 
@@ -40,6 +45,8 @@ struct LrSlope {
   std::string model;
   double params = kMissing;
   PowerLaw law;             // law.b is the log-log slope
+  Estimate slope;           // law.b with its OLS interval b +- t(level, n - 2) * se(b); flagged at_bound (no
+                            // interval) when best LRs at the grid edge are in the fit
   int budgets = 0;
   int edge_optima = 0;      // budgets whose best LR is at the grid edge (it only bounds the optimum)
   bool edge_excluded = false;  // edge optima were left out (done when >= kMinLrSlopeBudgets interior ones remain)
@@ -48,17 +55,27 @@ struct LrSlope {
 constexpr int kMinLrSlopeBudgets = 3;
 
 // One slope per model with at least kMinLrSlopeBudgets budgets; models with fewer are listed in `skipped`
-// as (model, reason).
+// as (model, reason). `level`: of the slope's Student-t interval.
 std::vector<LrSlope> fit_lr_slopes(const std::vector<BestLr>& best,
-                                   std::vector<std::pair<std::string, std::string>>* skipped = nullptr);
+                                   std::vector<std::pair<std::string, std::string>>* skipped = nullptr,
+                                   double level = 0.95);
 
 // ---- compute frontier ----------------------------------------------------------------------------------------
 // Frontier: sort by flops (ties: lowest loss first) and keep each point whose loss is strictly lower than every
 // cheaper point's. Needs flops and loss on every point.
 std::vector<RunPoint> extract_frontier(const std::vector<RunPoint>& points);
 
+// One bootstrap replicate of the frontier of `cells`. With measured seed noise (some cell repeated): the cell means
+// are drawn under that noise (draw_seed_noise) and the frontier is selected again, so the replicate carries the
+// measurement noise and the selection noise (a parametric bootstrap; case resampling on top would count the noise
+// twice). Without repeated seeds: the frontier's points are case-resampled (nonparametric bootstrap).
+std::vector<RunPoint> resample_frontier(const SeedCells& cells, SplitMix& rng);
+// The bootstrap samples without their first `first` columns.
+BootstrapSamples drop_columns(const BootstrapSamples& boot, size_t first);
+
 struct FrontierFit {
-  std::vector<RunPoint> frontier;  // sorted by flops
+  SeedCells seeds;                 // the runs averaged over seeds, and the measured seed noise
+  std::vector<RunPoint> frontier;  // frontier of the seed-averaged cells, sorted by flops
   PowerLaw power;                  // L = a * C^b
   Estimate power_a, power_b;
   std::optional<OffsetPowerLaw> offset;  // L = E + a * C^b (needs kMinOffsetPowerLawPoints frontier points)
@@ -73,19 +90,22 @@ struct FrontierFit {
   Estimate predict_offset(double flops) const;  // value NaN if no offset fit
 };
 
-// Throws UserError when fewer than kMinPowerLawPoints frontier points remain. Bootstrap resamples the
-// frontier points (case resampling); the frontier selection itself is not re-done per resample.
+// Runs that differ only in their seed are averaged first (seeds.h). Throws UserError when fewer than
+// kMinPowerLawPoints frontier points remain. Bootstrap replicates come from resample_frontier.
 FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap = {});
 
 // ---- compute-optimal allocation ------------------------------------------------------------------------------
 // N_opt = kN * C^aN and D_opt = kD * C^bD, regressed in log space on the frontier points (which need params and
-// examples). Needs at least 2 distinct model sizes on the frontier.
+// examples) of the seed-averaged runs, bootstrapped as fit_frontier. Needs at least 2 distinct model sizes on the
+// frontier.
 struct ComputeOptimalFit {
   PowerLaw n_law, d_law;
   Estimate n_coeff, n_exponent, d_coeff, d_exponent;
+  PowerLaw e_law;                       // epochs_opt = kE * C^e (when every run has an epoch budget)
+  Estimate e_coeff, e_exponent;         // value NaN without epoch budgets
   int n = 0;
   int distinct_models = 0;
-  BootstrapSamples samples;  // (kN, aN, kD, bD) per resample
+  BootstrapSamples samples;  // (kN, aN, kD, bD[, kE, e]) per resample
   double min_flops = 0, max_flops = 0;
 };
 ComputeOptimalFit fit_compute_optimal(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap = {});
