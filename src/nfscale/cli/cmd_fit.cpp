@@ -10,6 +10,7 @@
 #include <string>
 
 #include "nfscale/cli/command_registry.h"
+#include "nfscale/scaling/findings.h"
 #include "nfscale/cli/points_source.h"
 #include "nfscale/scaling/fits.h"
 #include "nfscale/scaling/points.h"
@@ -38,13 +39,16 @@ void run(const FitCliOptions& o) {
   fo.fit_chinchilla = !o.no_chinchilla;
   fo.chinchilla.coarse_grid = o.coarse_chinchilla;
   scaling::StudyFit fit = scaling::fit_study(points, fo);
+  const scaling::Findings findings = scaling::study_findings(fit, {});
   nlohmann::json j = scaling::to_json(fit);
+  j["findings"] = scaling::to_json(findings);
   j["source"] = describe(o.source);
   if (!o.out.empty()) write_file_atomic(o.out, j.dump(2) + "\n");
   if (o.json)
     std::cout << j.dump(2) << "\n";
   else
-    std::cout << "Points: " << describe(o.source) << "\n" << scaling::format_study_fit(fit);
+    std::cout << "Points: " << describe(o.source) << "\n" << scaling::format_study_fit(fit) << "\n"
+              << scaling::format_findings(findings);
 }
 
 const RegisterCommand kRegister(60, [](CLI::App& root) {

@@ -13,6 +13,7 @@
 #include "nfscale/report/html.h"
 #include "nfscale/report/plot.h"
 #include "nfscale/scaling/compute.h"
+#include "nfscale/scaling/findings.h"
 #include "nfscale/store/results_store.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
@@ -354,6 +355,39 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
       html.paragraph("At every compared compute level, the checkpoint with the lower pre-training loss also "
                      "fine-tuned better.");
     for (auto& line : rep.finetune->reversals) html.paragraph("Lowest pre-training loss is not best after fine-tuning: " + line);
+  }
+
+  // The paper's four findings, each a verdict computed from the intervals.
+  {
+    std::vector<scaling::FinetunePoint> ft_points;
+    if (rep.finetune) {
+      std::map<std::string, double> params;
+      for (auto& p : pts) params[p.model] = p.params;
+      for (auto& c : rep.finetune->candidates)
+        ft_points.push_back({c.model, params.count(c.model) ? params[c.model] : scaling::kMissing, c.epochs,
+                             c.pretrain_flops, c.pretrain_loss, c.finetune_top1_err});
+    }
+    scaling::Findings findings = scaling::study_findings(rep.fit, ft_points);
+    rep.findings_text = scaling::format_findings(findings);
+    write_file_atomic((fs::path(rep.report_dir) / "findings.json").string(),
+                      scaling::to_json(findings).dump(2) + "\n");
+    html.heading("The paper's four findings");
+    auto row = [](const std::string& what, scaling::Verdict v, const std::string& error, const std::string& reason) {
+      return std::vector<std::string>{what, error.empty() ? scaling::verdict_name(v) : "not computed",
+                                      error.empty() ? reason : error};
+    };
+    html.table({"finding", "verdict", "numbers and reason"},
+               {row("(1) the frontier is a straight line in log-log axes", findings.linearity.verdict,
+                    findings.linearity_error, findings.linearity.reason),
+                row("(2) model size and epochs grow with compute, at the same rate", findings.growth.verdict,
+                    findings.growth_error, findings.growth.reason),
+                row("(3) optimal LR: flat at small budgets, falling with epochs, faster for larger models",
+                    findings.lr.verdict, findings.lr_error, findings.lr.reason),
+                row("(4) fine-tuning prefers larger models with fewer epochs", findings.finetune.verdict,
+                    findings.finetune_error,
+                    finetune ? findings.finetune.reason : "not run: add --finetune to `nfscale study`")},
+               "Verdicts from the 95% intervals; rules in docs/scaling.md. Bracketed LR cells: " +
+                   std::to_string(rep.lr_bracketed) + " of " + std::to_string(rep.lr_cells) + ".");
   }
 
   std::vector<std::vector<std::string>> rows;
