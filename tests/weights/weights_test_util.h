@@ -46,3 +46,32 @@ inline std::string timm_fixture(const std::string& name) {
 }
 
 }  // namespace nfscale::weights::testing
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+
+namespace nfscale::weights::testing {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command line (stdout and stderr captured together).
+inline RunResult run_command(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The nfscale binary of this build.
+inline std::string nfscale_bin() { return std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale --threads 1"; }
+
+}  // namespace nfscale::weights::testing

@@ -33,6 +33,7 @@
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/train/step.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/cpu_features.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/op_profile.h"
@@ -55,6 +56,7 @@ struct BenchOptions {
   int profile_rows = 0;  // > 0: print the per-op profile of one training step (this many rows)
   std::string precision = "best";  // fp32 | bf16 | best (the faster of the four precision x layout settings)
   std::string json_out;
+  std::string device = "cpu";  // cpu | cuda[:N]: nfscale's side runs there (the fused kernels only on cpu)
 };
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -237,6 +239,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   torch::manual_seed(0);
   auto model = models::build_model(mc);
   const models::ModelCost cost = models::count_cost(*model, c.res, mc.in_channels);
+  const torch::Device device = parse_device(o.device);
+  model->to(device);
   {
     torch::NoGradGuard ng;
     for (auto& p : model->named_parameters())
@@ -246,7 +250,7 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   for (auto& p : model->param_info()) specs.push_back({p.name, p.param, p.weight_decay, p.agc});
   optim::SgdAgc opt(specs, {});
   data::Batch batch;
-  batch.images = torch::randn({c.batch, mc.in_channels, c.res, c.res});
+  batch.images = torch::randn({c.batch, mc.in_channels, c.res, c.res}).to(device);
   batch.labels = torch::randint(0, mc.num_classes, {c.batch});
   batch.targets = torch::full({c.batch, mc.num_classes}, 0.1 / double(mc.num_classes));
   batch.targets.scatter_add_(1, batch.labels.view({-1, 1}), torch::full({c.batch, 1}, 0.9));
@@ -453,6 +457,7 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
                   "bf16/channels_last. The peer always picks its fastest")
       ->check(CLI::IsMember({"fp32", "bf16", "best", "fp32/nchw", "fp32/channels_last", "bf16/nchw",
                              "bf16/channels_last"}));
+  cmd->add_option("--device", o->device, "cpu or cuda[:N] for nfscale's side (GPU runs are untested)");
   cmd->add_option("--json", o->json_out, "Also write every figure as JSON to this file");
   cmd->add_option("--profile", o->profile_rows,
                   "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step, this many rows")

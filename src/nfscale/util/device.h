@@ -1,0 +1,13 @@
+// device.h - the --device flag: "cpu", "cuda" or "cuda:N" parsed into a torch::Device, with a named error when the
+// device does not exist in this build or on this machine.
+#pragma once
+#include <torch/types.h>
+
+#include <string>
+
+namespace nfscale {
+
+// UserError naming `field` for a malformed value or an unavailable CUDA device.
+torch::Device parse_device(const std::string& text, const std::string& field = "--device");
+
+}  // namespace nfscale
