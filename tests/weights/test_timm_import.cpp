@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <set>
 
 #include "nfscale/models/layers.h"
 #include "nfscale/models/registry.h"
@@ -17,22 +18,6 @@
 namespace nfscale::weights {
 namespace {
 using namespace testing;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.scalar_type() != b.scalar_type() || a.numel() != b.numel()) return false;
-  auto ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()) == 0;
-}
 
 class TimmNfnet : public ::testing::Test {
  protected:

@@ -49,7 +49,12 @@ inline std::string timm_fixture(const std::string& name) {
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <sys/wait.h>
+
+#include <torch/types.h>
+
+#include "nfscale/util/error.h"
 
 namespace nfscale::weights::testing {
 
@@ -69,6 +74,24 @@ inline RunResult run_command(const std::string& cmd) {
   const int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// The message of the UserError `f` throws ("" if it throws none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Same dtype, element count and bytes (NaN payloads included).
+inline bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.scalar_type() != b.scalar_type() || a.numel() != b.numel()) return false;
+  auto ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()) == 0;
 }
 
 // The nfscale binary of this build.
