@@ -79,7 +79,9 @@ TEST(DeviceGeneric, DeviceFlagIsCheckedWithANamedError) {
   };
   EXPECT_NE(msg("gpu").find("unknown device"), std::string::npos);
   EXPECT_NE(msg("cuda:x").find("device index"), std::string::npos);
-  if (!torch::cuda::is_available()) EXPECT_NE(msg("cuda").find("no CUDA device"), std::string::npos);
+  if (!torch::cuda::is_available()) {
+    EXPECT_NE(msg("cuda").find("no CUDA device"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -178,6 +178,29 @@ TEST_F(WeightsCli, ExportFailureLeavesNothing) {
   EXPECT_FALSE(fs::exists(dir_ + "/y.safetensors"));
 }
 
+TEST_F(WeightsCli, EvalAndTrainFromASafetensorsFile) {
+  // eval --from FILE: the model from the file, the data from --data.
+  auto r = run_command(nfscale_bin() + " eval --from " + fix_ + "/weights.safetensors --data digits --res 32 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_GT(j["examples"].get<int64_t>(), 0);
+  EXPECT_EQ(j["resolution"], 32);
+  // train --from FILE: the initialisation; the file's WS form and activation are kept in the run's config.
+  const std::string run = dir_ + "/trained";
+  r = run_command(nfscale_bin() + " train --from " + fix_ + "/weights.safetensors --data digits --test-data none "
+                  "--train-examples 32 --batch 16 --epochs 1 --res 32 --precision fp32 --ema-decay 0 --quiet --run-dir " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto cfg = nlohmann::json::parse(slurp(run + "/config.json"));
+  EXPECT_EQ(cfg["model"], "mini-F0");
+  EXPECT_EQ(cfg["ws_form"], "timm");
+  EXPECT_EQ(cfg["activation"], "gelu_erf");
+  // The body started from timm's weights: after 2 small-LR steps it is still close to them, far from a fresh init.
+  const WeightSet trained = read_weights(run + "/weights.pt"), timm = read_weights(fix_ + "/weights.safetensors");
+  const auto w0 = timm.find("stages.2.0.conv2.weight"), w1 = trained.find("block2.conv1.weight");
+  ASSERT_TRUE(w1.defined());
+  EXPECT_LT((w1 - w0).abs().max().item<double>(), 0.1 * w0.abs().max().item<double>());
+}
+
 TEST(Cli, UnknownSubcommandIsNamedWithTheNearestOne) {
   auto r = run_command(nfscale_bin() + " trian --model mini-F0");
   EXPECT_EQ(r.exit_code, 2) << r.output;
