@@ -101,12 +101,8 @@ RegisterCommand reg(25, [](CLI::App& root) {
       cfg.data = a->data;
       cfg.test_data.clear();
     }
-    std::string weights = a->weights;
-    if (weights.empty()) {
-      weights = (fs::path(a->run_dir) / (a->ema ? "weights_ema.pt" : "weights.pt")).string();
-      if (!fs::exists(weights) && !a->ema) weights = (fs::path(a->run_dir) / "checkpoint.pt").string();
-    }
-    require(fs::exists(weights), weights + " not found: the run has not finished or saved weights yet");
+    const std::string weights = a->weights.empty() ? run_weights_path(a->run_dir, a->ema) : a->weights;
+    require(fs::exists(weights), weights + " not found: check --weights");
     train::RunData data = train::setup_data(cfg);
     models::ModelConfig mc;
     mc.name = cfg.model;

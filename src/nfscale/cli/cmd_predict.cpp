@@ -15,6 +15,7 @@
 #include "nfscale/data/image_codec.h"
 #include "nfscale/data/transforms.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/error.h"
 #include "nfscale/weights/safetensors.h"
 
@@ -162,7 +163,7 @@ RegisterCommand reg(26, [](CLI::App& root) {
     std::vector<std::string> names;
     const int64_t res = a->res > 0 ? a->res : (m.eval_resolution > 0 ? m.eval_resolution : 32);
     torch::Tensor x = a->images.empty() ? load_tensor(a->tensor, m, names) : load_images(a->images, m, res, names);
-    const auto device = m.model->parameters().front().device();
+    const auto device = module_device(*m.model);
     std::vector<torch::Tensor> parts;
     {
       torch::NoGradGuard no_grad;

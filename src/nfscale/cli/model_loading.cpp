@@ -38,6 +38,15 @@ void add_model_source_flags(CLI::App& app, FromArgs& a) {
   app.add_option("--device", a.device, "cpu or cuda[:N] (default cpu)")->capture_default_str();
 }
 
+std::string run_weights_path(const std::string& run_dir, bool ema) {
+  const fs::path dir(run_dir);
+  std::string path = (dir / (ema ? "weights_ema.pt" : "weights.pt")).string();
+  if (!fs::exists(path) && !ema) path = (dir / "checkpoint.pt").string();
+  require(fs::exists(path), path + " not found: the run has not finished or saved " +
+                                std::string(ema ? "EMA weights (was --ema-decay 0?)" : "weights yet"));
+  return path;
+}
+
 LoadedModel load_model(const FromArgs& a) {
   require(!a.from.empty(), "--from is empty: pass a run dir of `nfscale train` or a weights file");
   require(fs::exists(a.from), "--from " + a.from + ": no such file or directory");
@@ -57,11 +66,7 @@ LoadedModel load_model(const FromArgs& a) {
             "--model/--model-json describe a weights file; --from " + a.from + " is a run dir whose config.json names "
             "the model: drop them");
     const train::TrainConfig cfg = train::config_from_json(nlohmann::json::parse(read_file(cfg_path)), cfg_path);
-    const fs::path dir(a.from);
-    out.weights_path = (dir / (a.ema ? "weights_ema.pt" : "weights.pt")).string();
-    if (!fs::exists(out.weights_path) && !a.ema) out.weights_path = (dir / "checkpoint.pt").string();
-    require(fs::exists(out.weights_path), out.weights_path + " not found: the run has not finished or saved " +
-                                              std::string(a.ema ? "EMA weights (was --ema-decay 0?)" : "weights yet"));
+    out.weights_path = run_weights_path(a.from, a.ema);
     src.model = cfg.model;
     if (src.ws_form.empty()) src.ws_form = cfg.ws_form;
     if (src.activation.empty()) src.activation = cfg.activation;

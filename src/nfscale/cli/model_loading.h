@@ -40,6 +40,10 @@ struct LoadedModel {
   int64_t eval_resolution = 0;  // the run's eval resolution, else the spec's test resolution
 };
 
+// The weights file of a run dir: weights.pt (weights_ema.pt with `ema`), else checkpoint.pt for an unfinished run.
+// UserError naming the file when there is none.
+std::string run_weights_path(const std::string& run_dir, bool ema);
+
 // Loads the model `args` names. UserError naming the path for a missing run dir / file, a run that saved no
 // weights, or weights that do not fit (one error listing every tensor).
 LoadedModel load_model(const FromArgs& args);

@@ -8,6 +8,7 @@
 #include "nfscale/data/loader.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/memory_format.h"
+#include "nfscale/util/device.h"
 #include "nfscale/train/autocast.h"
 
 namespace nfscale::train {
@@ -27,7 +28,7 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   torch::NoGradGuard no_grad;
   double loss_sum = 0.0;
   int64_t top1 = 0, top5 = 0, n = 0;
-  const torch::Device device = model.parameters().front().device();
+  const torch::Device device = module_device(model);
   while (loader.has_next()) {
     data::Batch b = loader.next();
     torch::Tensor x = b.images.to(device);  // [B, C, R, R]

@@ -26,4 +26,10 @@ torch::Device parse_device(const std::string& text, const std::string& field) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+torch::Device module_device(const torch::nn::Module& module) {
+  for (const auto& p : module.parameters(/*recurse=*/true)) return p.device();
+  for (const auto& b : module.buffers(/*recurse=*/true)) return b.device();
+  return torch::Device(torch::kCPU);
+}
+
 }  // namespace nfscale
