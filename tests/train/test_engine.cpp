@@ -271,6 +271,8 @@ TEST(Config, JsonRoundTripKeepsEveryField) {
   c.run_dir = "runs/x";
   c.init_from = "runs/y/weights.pt";
   c.quiet = true;
+  c.ws_form = "timm";
+  c.device = "cuda:1";
   const nlohmann::json j = to_json(c);
   const nlohmann::json j2 = nlohmann::json::parse(j.dump());  // through text, as config.json is
   const TrainConfig back = config_from_json(j2, "config.json");

@@ -6,12 +6,14 @@
 #include <filesystem>
 
 #include "nfscale/cli/command_registry.h"
+#include "nfscale/cli/model_loading.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
 #include "nfscale/train/evaluate.h"
 #include "nfscale/train/trainer.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::cli {
@@ -28,15 +30,59 @@ struct EvalArgs {
   bool ema = false;
   std::string precision = "fp32";
   bool json = false;
+  FromArgs from;  // --from FILE (a weights file instead of a run dir)
 };
+
+void print_result(const EvalArgs& a, const std::string& model, const std::string& weights, int64_t res,
+                  const train::EvalResult& r) {
+  if (a.json) {
+    nlohmann::json j = train::to_json(r);
+    j["split"] = a.split;
+    j["resolution"] = res;
+    j["weights"] = weights;
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s %s at %lld px: loss %.4f  top-1 error %.2f%%  top-5 error %.2f%%  (%lld images)\n", model.c_str(),
+                a.split.c_str(), (long long)res, r.loss, 100 * r.top1_err, 100 * r.top5_err, (long long)r.examples);
+  }
+}
+
+// eval --from FILE: the model from the weights file, the data from --data (its test split; the model's channels).
+void eval_file(EvalArgs& a) {
+  require(!a.data.empty(), "eval --from " + a.from.from + ": a weights file names no data; pass --data (e.g. digits)");
+  require(a.split == "test", "eval --from FILE evaluates the --data's test split; --split holdout needs a run dir");
+  LoadedModel m = load_model(a.from);
+  train::TrainConfig cfg;
+  cfg.model = m.spec.name;
+  cfg.data = a.data;
+  cfg.channels = m.model->in_channels();
+  cfg.resolution = a.res > 0 ? a.res : m.eval_resolution;
+  train::RunData data = train::setup_data(cfg);
+  require(data.test_set != nullptr, "--data " + a.data + " has no test split; pass a data spec that has one");
+  require(data.num_classes <= m.model->num_classes(),
+          "--data " + a.data + " has " + std::to_string(data.num_classes) + " classes but the model's classifier has " +
+              std::to_string(m.model->num_classes()) + "; fine-tune it first (`nfscale finetune --from`)");
+  train::EvalOptions eo = train::make_eval_options(cfg, data, a.precision == "bf16");
+  eo.batch = a.batch;
+  print_result(a, m.spec.name, m.weights_path, eo.resolution, train::evaluate(*m.model, data.test_set, data.test_indices, eo));
+}
 
 RegisterCommand reg(25, [](CLI::App& root) {
   auto a = std::make_shared<EvalArgs>();
   auto* app = root.add_subcommand(
       "eval",
       "Evaluate a trained model: cross-entropy, top-1 and top-5 error on the test set or the held-out split, at any\n"
-      "resolution (train and eval resolutions may differ). Reads <run-dir>/config.json for the model and data.");
-  app->add_option("--run-dir", a->run_dir, "Run directory written by `nfscale train` / `finetune`")->required();
+      "resolution (train and eval resolutions may differ). Reads <run-dir>/config.json for the model and data; or\n"
+      "evaluates a weights file (--from FILE.safetensors with --model/--model-json and --data).");
+  auto* run_dir = app->add_option("--run-dir", a->run_dir, "Run directory written by `nfscale train` / `finetune`");
+  auto* from = app->add_option("--from", a->from.from, "A weights file (checkpoint, weights.pt, .safetensors in nfscale "
+                                                       "or timm names) instead of a run dir; needs --data");
+  run_dir->excludes(from);
+  app->add_option("--model", a->from.model, "Architecture of the --from file (default: its metadata)");
+  app->add_option("--model-json", a->from.model_json, "Architecture of the --from file as a spec JSON "
+                                                      "(`nfscale models --json`)")->check(CLI::ExistingFile);
+  app->add_option("--strict", a->from.strict, "--from: every tensor must match")->capture_default_str();
+  app->add_option("--device", a->from.device, "cpu or cuda[:N]")->capture_default_str();
   app->add_option("--weights", a->weights, "Weights file (default: <run-dir>/weights.pt, or checkpoint.pt)");
   app->add_flag("--ema", a->ema, "Use <run-dir>/weights_ema.pt (the EMA weights)");
   app->add_option("--split", a->split, "test or holdout")->capture_default_str()->check(CLI::IsMember({"test", "holdout"}));
@@ -46,6 +92,8 @@ RegisterCommand reg(25, [](CLI::App& root) {
   app->add_option("--precision", a->precision, "fp32 or bf16")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   app->add_flag("--json", a->json, "Print JSON");
   app->callback([a] {
+    if (!a->from.from.empty()) return eval_file(*a);
+    require(!a->run_dir.empty(), "eval: pass --run-dir (a run of `nfscale train`) or --from FILE with --data");
     const std::string cfg_path = (fs::path(a->run_dir) / "config.json").string();
     require(fs::exists(cfg_path), cfg_path + " not found: --run-dir must be a directory written by `nfscale train`");
     train::TrainConfig cfg = train::config_from_json(nlohmann::json::parse(read_file(cfg_path)), cfg_path);
@@ -53,21 +101,19 @@ RegisterCommand reg(25, [](CLI::App& root) {
       cfg.data = a->data;
       cfg.test_data.clear();
     }
-    std::string weights = a->weights;
-    if (weights.empty()) {
-      weights = (fs::path(a->run_dir) / (a->ema ? "weights_ema.pt" : "weights.pt")).string();
-      if (!fs::exists(weights) && !a->ema) weights = (fs::path(a->run_dir) / "checkpoint.pt").string();
-    }
-    require(fs::exists(weights), weights + " not found: the run has not finished or saved weights yet");
+    const std::string weights = a->weights.empty() ? run_weights_path(a->run_dir, a->ema) : a->weights;
+    require(fs::exists(weights), weights + " not found: check --weights");
     train::RunData data = train::setup_data(cfg);
     models::ModelConfig mc;
     mc.name = cfg.model;
     mc.num_classes = data.num_classes;
     mc.in_channels = data.channels;
     mc.activation = cfg.activation;
+    mc.ws_form = cfg.ws_form;
     mc.init_weights = false;
     auto model = models::build_model(mc);
     train::load_weights(weights, *model);
+    model->to(parse_device(a->from.device));
     train::EvalOptions eo = train::make_eval_options(cfg, data, a->precision == "bf16");
     if (a->res > 0) eo.resolution = a->res;
     models::check_resolution(cfg.model, eo.resolution);
@@ -80,18 +126,7 @@ RegisterCommand reg(25, [](CLI::App& root) {
       idx = data.holdout_indices;
     }
     require(ds != nullptr, "the run's data '" + cfg.data + "' has no test split; pass --data or --split holdout");
-    train::EvalResult r = train::evaluate(*model, ds, idx, eo);
-    if (a->json) {
-      nlohmann::json j = train::to_json(r);
-      j["split"] = a->split;
-      j["resolution"] = eo.resolution;
-      j["weights"] = weights;
-      std::printf("%s\n", j.dump(2).c_str());
-    } else {
-      std::printf("%s %s at %lld px: loss %.4f  top-1 error %.2f%%  top-5 error %.2f%%  (%lld images)\n",
-                  cfg.model.c_str(), a->split.c_str(), (long long)eo.resolution, r.loss, 100 * r.top1_err,
-                  100 * r.top5_err, (long long)r.examples);
-    }
+    print_result(*a, cfg.model, weights, eo.resolution, train::evaluate(*model, ds, idx, eo));
   });
 });
 

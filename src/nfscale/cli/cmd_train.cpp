@@ -6,6 +6,8 @@
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/train_flags.h"
 #include "nfscale/train/trainer.h"
+#include "nfscale/weights/format.h"
+#include "nfscale/weights/model_source.h"
 
 namespace nfscale::cli {
 namespace {
@@ -15,7 +17,24 @@ struct TrainArgs {
   std::string settings;
   bool resume = false;
   bool json = false;
+  std::string from;  // initial weights (checkpoint, weights.pt or .safetensors)
 };
+
+// --from FILE: the initialisation. Unless --ws-form / --activation were given, the file decides them (its metadata,
+// or timm's forms for timm-named files), so imported weights keep computing what they computed.
+void apply_init_from(CLI::App& app, TrainArgs& a) {
+  if (a.from.empty()) return;
+  a.config.init_from = a.from;
+  const weights::WeightSet set = weights::read_weights(a.from);
+  weights::ModelSource src;
+  src.model = a.config.model;
+  if (app.get_option("--ws-form")->count() > 0) src.ws_form = a.config.ws_form;
+  if (app.get_option("--activation")->count() > 0) src.activation = a.config.activation;
+  const weights::BuiltModel b = weights::build_for_weights(set, src, "--from " + a.from);
+  a.config.model = b.spec.name;
+  a.config.ws_form = b.config.ws_form;
+  a.config.activation = b.config.activation;
+}
 
 std::string default_run_dir(const train::TrainConfig& c) {
   char buf[160];
@@ -37,8 +56,13 @@ RegisterCommand reg(20, [](CLI::App& root) {
       ->check(CLI::ExistingFile);
   app->add_flag("--resume", args->resume, "Continue from <run-dir>/checkpoint.pt if it exists (its config wins)");
   app->add_flag("--json", args->json, "Print the result as JSON on stdout");
+  app->add_option("--from", args->from, "Initialise from a weights file (checkpoint, weights.pt, .safetensors in "
+                                        "nfscale or timm names; the classifier starts fresh). --model defaults to the "
+                                        "file's; its WS form and activation are kept unless given")
+      ->group("Model");
   app->callback([app, args] {
     if (!args->settings.empty()) apply_settings_file(*app, args->settings, args->config);
+    apply_init_from(*app, *args);
     if (args->config.run_dir.empty()) args->config.run_dir = default_run_dir(args->config);
     train::TrainResult r = train::run_training(args->config, args->resume);
     if (args->json) {

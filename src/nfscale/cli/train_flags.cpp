@@ -58,13 +58,18 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
       ->capture_default_str()->group("Regularisation");
   g->add_option("--dropout", c.dropout, "Dropout before the classifier (-1 = the model's default)")
       ->capture_default_str()->group("Regularisation");
-  g->add_option("--activation", c.activation, "Activation: gelu, relu or silu (gamma-scaled)")->capture_default_str()
-      ->group("Model");
+  g->add_option("--activation", c.activation,
+                "Activation: gelu (tanh form, the reference), relu, silu or gelu_erf (exact, timm's) (gamma-scaled)")
+      ->capture_default_str()->group("Model");
+  g->add_option("--ws-form", c.ws_form, "Weight standardisation: deepmind (reference) or timm (docs/weights.md)")
+      ->capture_default_str()->group("Model");
   g->add_option("--precision", c.precision, "auto | fp32 | bf16 (auto = bf16 autocast for full-size members F0..F7+ on a CPU with avx512_bf16, "
                 "fp32 for the mini ladder, where both are equally fast); resolved once and stored in the run dir")
       ->capture_default_str()->group("Speed");
   g->add_option("--channels-last", c.channels_last, "Use channels_last memory format")->capture_default_str()
       ->group("Speed");
+  g->add_option("--device", c.device, "cpu or cuda[:N] (fused kernels only on cpu; GPU runs are untested, README)")
+      ->capture_default_str()->group("Speed");
   g->add_option("--sam-rho", c.sam_rho, "SAM neighbourhood size rho (0 = plain SGD)")->capture_default_str()
       ->group("SAM");
   g->add_flag("--sam-adaptive", c.sam_adaptive, "Adaptive SAM (ASAM); use a larger rho, e.g. 2.0")->group("SAM");

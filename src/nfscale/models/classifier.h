@@ -45,6 +45,7 @@ struct ModelConfig {
   double stochastic_depth = 0.0;  // maximum rate (reached by the last block)
   double dropout = -1.0;          // head dropout; -1 = the spec's default
   std::string activation = "gelu";
+  std::string ws_form = "deepmind";  // weight standardisation: deepmind | timm (layers.h WsForm)
   bool init_weights = true;       // false: parameters left uninitialised (counting, or before a checkpoint load)
 };
 

@@ -21,7 +21,8 @@ Activation parse_activation(const std::string& name, const std::string& field) {
   if (name == "gelu") return Activation::kGelu;
   if (name == "relu") return Activation::kRelu;
   if (name == "silu") return Activation::kSilu;
-  throw UserError(field + ": unknown activation '" + name + "'; valid choices: gelu, relu, silu");
+  if (name == "gelu_erf") return Activation::kGeluErf;
+  throw UserError(field + ": unknown activation '" + name + "'; valid choices: gelu, relu, silu, gelu_erf");
 }
 
 std::string activation_name(Activation a) {
@@ -29,13 +30,15 @@ std::string activation_name(Activation a) {
     case Activation::kGelu: return "gelu";
     case Activation::kRelu: return "relu";
     case Activation::kSilu: return "silu";
+    case Activation::kGeluErf: return "gelu_erf";
   }
   return "?";
 }
 
 double activation_gamma(Activation a) {
   switch (a) {
-    case Activation::kGelu: return 1.7015043497085571;
+    case Activation::kGelu:
+    case Activation::kGeluErf: return 1.7015043497085571;
     case Activation::kRelu: return 1.7139588594436646;
     case Activation::kSilu: return 1.7881293296813965;
   }
@@ -47,7 +50,7 @@ namespace {
 bool fused_gelu_for(const torch::Tensor& x, Activation a) {
   const auto st = x.scalar_type();
   return a == Activation::kGelu && (st == torch::kFloat || st == torch::kBFloat16 || st == torch::kDouble) &&
-         fused_ops_enabled();
+         x.device().is_cpu() && fused_ops_enabled();
 }
 }  // namespace
 
@@ -58,6 +61,7 @@ torch::Tensor scaled_activation(const torch::Tensor& x, Activation a) {
     case Activation::kGelu: return torch::gelu(x, "tanh") * activation_gamma(a);
     case Activation::kRelu: return torch::relu(x) * activation_gamma(a);
     case Activation::kSilu: return torch::silu(x) * activation_gamma(a);
+    case Activation::kGeluErf: return torch::gelu(x, "none") * activation_gamma(a);
   }
   return x;
 }
@@ -107,6 +111,34 @@ torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tenso
   auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);    // [O,1,1,1]
   auto scale = torch::rsqrt(torch::clamp_min(var * static_cast<double>(fan_in), eps)) * gain.view({-1, 1, 1, 1});
   return weight * scale - mean * scale;  // = gain * (w - mean) / sqrt(max(var * fan_in, eps))
+}
+
+WsForm parse_ws_form(const std::string& name, const std::string& field) {
+  if (name == "deepmind") return WsForm::kDeepMind;
+  if (name == "timm") return WsForm::kTimm;
+  throw UserError(field + ": unknown weight-standardisation form '" + name +
+                  "'; valid choices: deepmind (the DeepMind reference, default), timm (timm's ScaledStdConv2d)");
+}
+
+std::string ws_form_name(WsForm form) { return form == WsForm::kTimm ? "timm" : "deepmind"; }
+
+torch::Tensor standardize_weight_timm(const torch::Tensor& weight, const torch::Tensor& gain, double eps) {
+  // weight [O, I/g, kh, kw]; per-output-channel biased statistics, as F.batch_norm(training=True) computes them.
+  const double scale = 1.0 / std::sqrt(static_cast<double>(weight[0].numel()));                 // fan_in^-0.5
+  auto mean = weight.mean({1, 2, 3}, /*keepdim=*/true);                                         // [O,1,1,1]
+  auto var = weight.var({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true);                       // [O,1,1,1]
+  return (weight - mean) * (torch::rsqrt(var + eps) * (gain.view({-1, 1, 1, 1}) * scale));     // [O, I/g, kh, kw]
+}
+
+void set_ws_form(torch::nn::Module& model, WsForm form) {
+  for (const auto& m : model.modules(/*include_self=*/true))
+    if (auto* conv = dynamic_cast<WSConv2dImpl*>(m.get())) conv->ws_form = form;
+}
+
+WsForm ws_form_of(torch::nn::Module& model) {
+  for (const auto& m : model.modules(/*include_self=*/true))
+    if (auto* conv = dynamic_cast<WSConv2dImpl*>(m.get())) return conv->ws_form;
+  return WsForm::kDeepMind;
 }
 
 WSConv2dImpl::WSConv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride,
@@ -166,7 +198,9 @@ void set_pointwise_gemm_max_pixels(int64_t pixels) { g_pointwise_gemm_max_pixels
 bool pointwise_gemm_fp32() { return g_pointwise_gemm_fp32.load(); }
 void set_pointwise_gemm_fp32(bool enabled) { g_pointwise_gemm_fp32.store(enabled); }
 
-torch::Tensor WSConv2dImpl::standardized_weight() const { return standardize_weight(weight, gain); }
+torch::Tensor WSConv2dImpl::standardized_weight() const {
+  return ws_form == WsForm::kTimm ? standardize_weight_timm(weight, gain) : standardize_weight(weight, gain);
+}
 
 torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
   // x [B, in, H, W]

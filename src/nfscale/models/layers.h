@@ -13,9 +13,11 @@
 namespace nfscale::models {
 
 // ---- activations --------------------------------------------------------------------------------------------
-enum class Activation { kGelu, kRelu, kSilu };
+// kGelu is GELU's tanh approximation (the DeepMind reference, jax.nn.gelu's default); kGeluErf is the exact erf
+// form (PyTorch's nn.GELU, which timm's NFNets and ViTs use), same gamma.
+enum class Activation { kGelu, kRelu, kSilu, kGeluErf };
 
-// "gelu" | "relu" | "silu"; UserError naming `field` and the valid choices otherwise.
+// "gelu" | "relu" | "silu" | "gelu_erf"; UserError naming `field` and the valid choices otherwise.
 Activation parse_activation(const std::string& name, const std::string& field = "activation");
 std::string activation_name(Activation a);
 // Variance-preserving gamma of the reference code (gelu 1.7015043497085571, relu 1.7139588594436646,
@@ -45,6 +47,15 @@ torch::Tensor avg_pool_2x2_same(const torch::Tensor& x);
 //   w_hat = gain * (w - mean) / sqrt(max(var * fan_in, eps)), mean/var (biased) over (I/g, kh, kw),
 //   fan_in = I/g * kh * kw.
 torch::Tensor standardize_weight(const torch::Tensor& weight, const torch::Tensor& gain, double eps = 1e-4);
+// The two forms of scaled WS, a stored property of a model (ModelConfig::ws_form, config.json, exported metadata):
+//   kDeepMind (default): gain * (w - mean) * rsqrt(max(var * fan_in, 1e-4))   - the DeepMind JAX reference;
+//   kTimm:               gain * (w - mean) / sqrt(var + 1e-5) * fan_in^-0.5  - timm's ScaledStdConv2d(Same),
+// needed to reproduce timm's outputs from timm weights (they differ by a fraction of a percent per layer).
+enum class WsForm { kDeepMind, kTimm };
+WsForm parse_ws_form(const std::string& name, const std::string& field = "ws_form");  // "deepmind" | "timm"
+std::string ws_form_name(WsForm form);
+// timm's form: w [O, I/g, kh, kw], gain [O] -> w_hat [O, I/g, kh, kw] (ATen ops; no fused kernel).
+torch::Tensor standardize_weight_timm(const torch::Tensor& weight, const torch::Tensor& gain, double eps = 1e-5);
 
 // Pointwise (1x1, stride 1, ungrouped) convolutions on channels_last bf16 maps of at most this many pixels (H*W)
 // run as one GEMM, [B*H*W, in] x [in, out], through at::linear (oneDNN's bf16 matmul) instead of oneDNN's
@@ -72,8 +83,9 @@ class WSConv2dImpl : public torch::nn::Module {
                bool init_weights = true);
   // x [B, in, H, W] -> [B, out, ceil(H/stride), ceil(W/stride)].
   torch::Tensor forward(const torch::Tensor& x);
-  torch::Tensor standardized_weight() const;  // [out, in/groups, k, k]
+  torch::Tensor standardized_weight() const;  // [out, in/groups, k, k], in ws_form's form
   int64_t fan_in() const { return in_channels_ / groups_ * kernel_ * kernel_; }
+  WsForm ws_form = WsForm::kDeepMind;
 
   torch::Tensor weight, gain, bias;
 
@@ -81,6 +93,10 @@ class WSConv2dImpl : public torch::nn::Module {
   int64_t in_channels_, out_channels_, kernel_, stride_, groups_;
 };
 TORCH_MODULE(WSConv2d);
+// Sets the WS form of every WSConv2d in `model` (the builder applies ModelConfig::ws_form this way).
+void set_ws_form(torch::nn::Module& model, WsForm form);
+// The WS form of the first WSConv2d in `model` (kDeepMind when it has none).
+WsForm ws_form_of(torch::nn::Module& model);
 
 // Fully connected layer y = x W^T + b with one of the reference initialisations.
 enum class DenseInit {

@@ -47,7 +47,7 @@ torch::Tensor NFBlockImpl::forward(const torch::Tensor& x) {
   } else if (has_projection()) {
     shortcut = conv_shortcut->forward(out);                      // [B, out, H, W]
   }
-  if (fused_ops_enabled() && !active_counter()) {
+  if (fused_ops_enabled() && !active_counter() && x.device().is_cpu()) {  // CPU kernels; other devices: ATen below
     auto h = branch_before_se(out);                                  // [B, out, H/s, W/s]
     auto gate = se->gate(h).flatten(1);                              // [B, out]
     auto mask = stochastic_depth_mask(h, options_.stochastic_depth, is_training());  // [B,1,1,1] or undefined

@@ -156,11 +156,18 @@ void check_resolution(const std::string& name, int64_t res) {
               std::to_string(spec.test_res));
 }
 
-Classifier build_model(const ModelConfig& config) {
-  const ModelSpecInfo& spec = model_spec(config.name);
+Classifier build_model(const ModelConfig& config) { return build_model(model_spec(config.name), config); }
+
+Classifier build_model(const ModelSpecInfo& spec, const ModelConfig& config) {
+  const WsForm ws_form = parse_ws_form(config.ws_form, "model ws_form");
   // One builder per family (a ViT family would add its branch here); the NFNet builder reads only the spec row.
-  if (spec.family == "nfnet") return std::make_shared<NFNetImpl>(spec, config);
-  throw std::logic_error("build_model: no builder for family '" + spec.family + "' of model " + spec.name);
+  if (spec.family == "nfnet") {
+    auto model = std::make_shared<NFNetImpl>(spec, config);
+    set_ws_form(*model, ws_form);
+    return model;
+  }
+  throw UserError("model family: no builder for family '" + spec.family + "' of model " + spec.name +
+                  "; valid families: nfnet");
 }
 
 ModelCost count_cost(ClassifierImpl& model, int64_t resolution, int64_t in_channels) {

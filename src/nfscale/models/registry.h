@@ -56,6 +56,9 @@ void check_resolution(const std::string& name, int64_t res);
 
 // Builds a member; UserError on unknown name, bad activation, classes/channels < 1, dropout outside [0,1).
 Classifier build_model(const ModelConfig& config);
+// Builds a model from an explicit spec (e.g. read from `nfscale models --json` output) instead of a registry name;
+// config.name is ignored. Same checks as above, plus UserError for an unknown family.
+Classifier build_model(const ModelSpecInfo& spec, const ModelConfig& config);
 
 // Counts from the built model: parameters (numel of every parameter) and the MACs of one batch-1 forward at
 // res x res with in_channels (convs: out_numel * kh*kw*cin/groups; linears incl. SE: in*out). Activations,

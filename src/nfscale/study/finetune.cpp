@@ -13,6 +13,9 @@
 #include "nfscale/train/data_setup.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
+#include "nfscale/weights/format.h"
+#include "nfscale/weights/model_io.h"
+#include "nfscale/weights/model_source.h"
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
@@ -21,61 +24,23 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Opens a checkpoint or weights file and returns the archive holding the flat weights.
-torch::serialize::InputArchive open_weights_archive(const std::string& path) {
-  const std::string bytes = read_file(path);
-  torch::serialize::InputArchive root;
-  try {
-    root.load_from(bytes.data(), bytes.size());
-  } catch (const c10::Error& e) {
-    throw UserError("--from " + path + ": not an nfscale checkpoint or weights file (" +
-                    std::string(e.what_without_backtrace()) + "); pass a run dir, checkpoint.pt or weights.pt");
-  }
-  torch::serialize::InputArchive nested;
-  if (root.try_read("model", nested)) return nested;
-  return root;
-}
-
-// Input channels of the pre-trained model (dim 1 of its first conv weight [O, C, 3, 3]), after checking that every
-// backbone tensor of `model` (all but the classifier "fc.*") is in the file with the right shape, so a wrong --model
-// fails here with the tensor named rather than half-way into a load.
-int64_t check_stored_weights(const std::string& path, const std::string& model) {
-  auto probe_model = [&](int64_t channels) {
-    models::ModelConfig mc;
-    mc.name = model;
-    mc.num_classes = 10;
-    mc.in_channels = channels;
-    mc.init_weights = false;  // shapes only, no RNG use
-    return models::build_model(mc);
-  };
-  models::Classifier probe = probe_model(1);
-  std::string first;
-  for (const auto& item : probe->named_parameters(true)) {
-    if (item.value().dim() == 4) {
-      first = item.key();
-      break;
-    }
-  }
-  require(!first.empty(), "model " + model + " has no convolution weight to read the input channels from");
-  torch::serialize::InputArchive ar = open_weights_archive(path);
-  const std::string fix = "; pass the --model it was trained as (see the pre-training run's config.json)";
-  torch::Tensor w;
-  if (!ar.try_read(first, w) || w.dim() != 4)
-    throw UserError("--from " + path + ": has no 4-d tensor '" + first + "', so it was not written for model " +
-                    model + fix);
-  const int64_t channels = w.size(1);
-  probe = probe_model(channels);
-  for (const auto& item : probe->named_parameters(true)) {
-    if (item.key().rfind("fc.", 0) == 0) continue;
-    torch::Tensor t;
-    if (!ar.try_read(item.key(), t))
-      throw UserError("--from " + path + ": has no tensor '" + item.key() + "', so it was not written for model " +
-                      model + fix);
-    if (t.sizes() != item.value().sizes())
-      throw UserError("--from " + path + ": tensor '" + item.key() + "' has shape " + c10::str(t.sizes()) +
-                      " but model " + model + " expects " + c10::str(item.value().sizes()) + fix);
-  }
-  return channels;
+// Reads the weights file (torch archive or safetensors, nfscale or timm names), builds the model it is for (`model`,
+// else the file's metadata) and imports it non-strictly into that probe, so a wrong --model fails here with every
+// mismatching tensor named rather than half-way into a load. Fills the source's model, channels, WS form and (when
+// the file says) activation.
+void check_stored_weights(const std::string& path, PretrainedSource& s) {
+  const weights::WeightSet set = weights::read_weights(path);
+  weights::ModelSource ms;
+  ms.model = s.model;
+  const weights::BuiltModel b = weights::build_for_weights(set, ms, "--from " + path);
+  weights::ImportOptions lax;
+  lax.strict = false;  // the classifier is replaced anyway
+  weights::import_weights(*b.model, set, lax, "--from " + path);
+  s.model = b.spec.name;
+  s.in_channels = b.config.in_channels;
+  if (s.ws_form.empty()) s.ws_form = b.config.ws_form;
+  if (s.activation.empty() && (set.metadata.count("activation") || b.convention != "nfscale"))
+    s.activation = b.config.activation;
 }
 
 }  // namespace
@@ -118,6 +83,7 @@ PretrainedSource resolve_source(const std::string& from, const std::string& mode
                 "); drop --model to use the run's model");
     s.model = stored.model;
     s.activation = stored.activation;
+    s.ws_form = stored.ws_form;
     if (fs::exists(dir / "weights.pt")) {
       s.weights_path = (dir / "weights.pt").string();
     } else {
@@ -128,12 +94,10 @@ PretrainedSource resolve_source(const std::string& from, const std::string& mode
                                       : ""));
     }
   } else {
-    require(!model.empty(), "--from " + from + " is a file: pass --model (the registry name it was trained as, "
-                            "see `nfscale models`), or pass the pre-training run dir instead");
-    s.weights_path = from;
+    s.weights_path = from;  // --model, or the model named in the file's metadata (safetensors from `nfscale export`)
   }
-  models::model_spec(s.model);  // UserError listing valid names
-  s.in_channels = check_stored_weights(s.weights_path, s.model);
+  if (!s.model.empty()) models::model_spec(s.model);  // UserError listing valid names
+  check_stored_weights(s.weights_path, s);
   return s;
 }
 
@@ -153,6 +117,7 @@ train::TrainConfig resolve(const FinetuneRequest& r, PretrainedSource& src) {
           "--activation " + c.activation + " disagrees with the pre-training run " + r.from + " (" + src.activation +
               "); the weights only make sense with the activation they were trained with - drop --activation");
   if (src.in_channels > 0) c.channels = src.in_channels;
+  if (!src.ws_form.empty()) c.ws_form = src.ws_form;
   c.init_from = r.scratch ? "" : src.weights_path;
   c.validate();
   models::check_resolution(c.model, c.resolution);

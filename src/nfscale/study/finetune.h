@@ -35,7 +35,8 @@ struct FinetuneRequest {
 struct PretrainedSource {
   std::string weights_path;  // file the weights are loaded from ("" when scratch without a source)
   std::string model;         // registry name
-  std::string activation;    // "" when unknown (not a run dir)
+  std::string activation;    // "" when unknown (a weights file that does not say)
+  std::string ws_form;       // weight-standardisation form of the source ("" = unknown: the config's)
   int64_t in_channels = 0;   // from the stem conv weight's shape [O, C, 3, 3] (0 when scratch without a source)
 };
 

@@ -9,11 +9,16 @@
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
+#include "nfscale/weights/format.h"
+#include "nfscale/weights/model_io.h"
+#include "nfscale/models/classifier.h"
+#include "nfscale/models/layers.h"
 
 namespace nfscale::train {
 
 namespace {
-constexpr int64_t kFormatVersion = 1;
+// 1: model, optimizer, state (+ ema). 2: adds "model_meta" (the model's WS form and activation, as strings).
+constexpr int64_t kFormatVersion = 2;
 
 torch::Tensor scalar_i64(int64_t v) { return torch::tensor({v}, torch::kInt64); }
 torch::Tensor scalar_f64(double v) { return torch::tensor({v}, torch::kFloat64); }
@@ -22,13 +27,6 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive) {
   std::ostringstream out;
   archive.save_to(out);
   return out.str();
-}
-
-// Weights are stored flat under their dotted names ("stages.0.0.conv1.weight"), so a weights file and the
-// "model" entry of a checkpoint have the same layout and can be read by name with skips.
-void write_flat(torch::serialize::OutputArchive& ar, torch::nn::Module& model) {
-  for (auto& item : model.named_parameters(true)) ar.write(item.key(), item.value());
-  for (auto& item : model.named_buffers(true)) ar.write(item.key(), item.value(), /*is_buffer=*/true);
 }
 
 void load_archive(const std::string& path, torch::serialize::InputArchive& archive) {
@@ -40,32 +38,41 @@ void load_archive(const std::string& path, torch::serialize::InputArchive& archi
                     "); delete it to start over, or point to another file");
   }
 }
-int64_t read_flat(const std::string& path, torch::serialize::InputArchive& ar, torch::nn::Module& model,
-                  const std::string& skip_prefix) {
-  torch::NoGradGuard no_grad;
-  int64_t loaded = 0;
-  auto load_named = [&](const std::string& name, torch::Tensor& t, bool is_buffer) {
-    if (!skip_prefix.empty() && name.rfind(skip_prefix, 0) == 0) return;
-    torch::Tensor src;
-    if (!ar.try_read(name, src, is_buffer))
-      throw UserError(path + ": has no tensor '" + name + "' - it was written for a different model");
-    if (src.sizes() != t.sizes())
-      throw UserError(path + ": tensor '" + name + "' has shape " + c10::str(src.sizes()) + " but the model expects " +
-                      c10::str(t.sizes()) + " - it was written for a different model");
-    t.copy_(src);
-    ++loaded;
-  };
-  for (auto& item : model.named_parameters(true)) load_named(item.key(), item.value(), false);
-  for (auto& item : model.named_buffers(true)) load_named(item.key(), item.value(), true);
-  return loaded;
+
+// The model's tensors under their own dotted names (the "nfscale" convention), as a weights file holds them.
+weights::WeightSet model_set(models::ClassifierImpl& model, const weights::Metadata& meta = {}) {
+  return weights::export_weights(model, "nfscale", meta);
+}
+std::string model_ws_form(models::ClassifierImpl& model) { return models::ws_form_name(models::ws_form_of(model)); }
+
+std::string read_model_meta(torch::serialize::InputArchive& root, const std::string& key) {
+  torch::serialize::InputArchive meta;
+  c10::IValue v;
+  if (root.try_read("model_meta", meta) && meta.try_read(key, v) && v.isString()) return v.toStringRef();
+  return "";
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::SgdAgc& optimizer,
+int64_t checkpoint_format_version() { return kFormatVersion; }
+
+int64_t check_checkpoint_format(const std::string& path, torch::serialize::InputArchive& state) {
+  torch::Tensor t;
+  if (!state.try_read("format", t))
+    throw UserError(path + ": has no format version, so it is not an nfscale checkpoint; delete it to start over");
+  const int64_t v = t.item<int64_t>();
+  if (v < 1 || v > kFormatVersion)
+    throw UserError(path + ": checkpoint format version " + std::to_string(v) + " but this nfscale reads versions 1.." +
+                    std::to_string(kFormatVersion) + (v > kFormatVersion ? " (written by a newer nfscale: update it)"
+                                                                         : " (corrupt): delete it to start over"));
+  return v;
+}
+
+void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::SgdAgc& optimizer,
                      const optim::Ema* ema, const LoopState& s) {
   torch::serialize::OutputArchive root;
-  torch::serialize::OutputArchive model_ar, optim_ar, state_ar;
-  write_flat(model_ar, model);
+  torch::serialize::OutputArchive model_ar, optim_ar, state_ar, meta_ar;
+  weights::write_flat_archive(model_ar, model_set(model));
+  meta_ar.write("ws_form", c10::IValue(model_ws_form(model)));
   optimizer.save(optim_ar);
   state_ar.write("format", scalar_i64(kFormatVersion));
   state_ar.write("step", scalar_i64(s.step));
@@ -76,6 +83,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const op
   root.write("model", model_ar);
   root.write("optimizer", optim_ar);
   root.write("state", state_ar);
+  root.write("model_meta", meta_ar);
   if (ema) {
     torch::serialize::OutputArchive ema_ar;
     ema->save(ema_ar);
@@ -84,7 +92,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const op
   write_file_atomic(path, archive_bytes(root));
 }
 
-LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::SgdAgc& optimizer,
+LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::SgdAgc& optimizer,
                           optim::Ema* ema) {
   torch::serialize::InputArchive root;
   load_archive(path, root);
@@ -94,7 +102,12 @@ LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, opt
     root.read("model", model_ar);
     root.read("optimizer", optim_ar);
     root.read("state", state_ar);
-    read_flat(path, model_ar, model, "");
+    const int64_t version = check_checkpoint_format(path, state_ar);
+    const std::string ws_form = version >= 2 ? read_model_meta(root, "ws_form") : "deepmind";
+    require(ws_form == model_ws_form(model),
+            path + ": checkpoint was trained with the " + ws_form + " weight standardisation but the run's config says " +
+                model_ws_form(model) + "; set ws_form to " + ws_form + " in config.json (or --ws-form)");
+    weights::import_weights(model, weights::read_flat_archive(model_ar), {"nfscale", true}, path);
     optimizer.load(optim_ar);
     if (ema) {
       torch::serialize::InputArchive ema_ar;
@@ -118,19 +131,14 @@ LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, opt
   return s;
 }
 
-int64_t load_weights(const std::string& path, torch::nn::Module& model, const std::string& skip_prefix) {
-  torch::serialize::InputArchive root;
-  load_archive(path, root);
-  // A checkpoint nests the weights under "model"; a weights file holds them at the top level.
-  torch::serialize::InputArchive nested;
-  if (root.try_read("model", nested)) return read_flat(path, nested, model, skip_prefix);
-  return read_flat(path, root, model, skip_prefix);
+int64_t load_weights(const std::string& path, models::ClassifierImpl& model, const std::string& skip_prefix) {
+  weights::ImportOptions o;
+  o.strict = skip_prefix.empty();  // not strict: the classifier may be of another size (fine-tuning replaces it)
+  return weights::import_weights(model, weights::read_weights(path), o, path).loaded;
 }
 
-void save_weights(const std::string& path, torch::nn::Module& model) {
-  torch::serialize::OutputArchive ar;
-  write_flat(ar, model);
-  write_file_atomic(path, archive_bytes(ar));
+void save_weights(const std::string& path, models::ClassifierImpl& model) {
+  weights::weight_format("torch").write(path, model_set(model, {{"ws_form", model_ws_form(model)}, {"names", "nfscale"}}));
 }
 
 }  // namespace nfscale::train

@@ -1,11 +1,15 @@
 // checkpoint.h - crash-safe training checkpoints: model, optimiser, EMA and loop position in one file,
 // written atomically (temp file, fsync, rename) so a kill at any moment leaves the previous good checkpoint.
+// The file formats themselves (torch archive, safetensors) and name maps live in src/nfscale/weights/.
 #pragma once
 #include <cstdint>
 #include <string>
 
-namespace torch::nn {
-class Module;
+namespace torch::serialize {
+class InputArchive;
+}
+namespace nfscale::models {
+class ClassifierImpl;
 }
 namespace nfscale::optim {
 class SgdAgc;
@@ -23,20 +27,26 @@ struct LoopState {
 };
 
 // Writes model + optimiser (+ EMA if non-null) + state to `path` atomically.
-void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::SgdAgc& optimizer,
+void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::SgdAgc& optimizer,
                      const optim::Ema* ema, const LoopState& state);
 
-// Loads a checkpoint written by save_checkpoint. Throws UserError naming the file if it is unreadable or does not
-// match the model.
-LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::SgdAgc& optimizer,
+// Loads a checkpoint written by save_checkpoint. Throws UserError naming the file if it is unreadable, of an unknown
+// format version (check_checkpoint_format), of another WS form than the model, or does not match the model.
+LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::SgdAgc& optimizer,
                           optim::Ema* ema);
 
-// Loads only the model weights (parameters and buffers) from a checkpoint or weights file. Parameters whose name
-// starts with one of `skip_prefix` (e.g. the classifier, when fine-tuning) are left as they are. Returns the number
-// of tensors loaded.
-int64_t load_weights(const std::string& path, torch::nn::Module& model, const std::string& skip_prefix = "");
+// Loads only the model weights from a checkpoint, weights.pt or .safetensors file (nfscale or timm names, detected).
+// With a non-empty `skip_prefix` (the classifier, "fc.", when fine-tuning) the import is not strict: a classifier of
+// another size is left as built. Otherwise every tensor must match; one UserError lists all that do not.
+// Returns the number of tensors loaded.
+int64_t load_weights(const std::string& path, models::ClassifierImpl& model, const std::string& skip_prefix = "");
 
-// Saves only the model weights (for final/exported models).
-void save_weights(const std::string& path, torch::nn::Module& model);
+// Saves only the model weights (weights.pt: a torch archive, nfscale names, the WS form in its metadata).
+void save_weights(const std::string& path, models::ClassifierImpl& model);
+
+// The checkpoint format version this build writes, and the check on load: the "format" entry of a checkpoint's
+// "state" must be 1..checkpoint_format_version(); UserError naming the file and the version otherwise. Returns it.
+int64_t checkpoint_format_version();
+int64_t check_checkpoint_format(const std::string& path, torch::serialize::InputArchive& state);
 
 }  // namespace nfscale::train

@@ -11,8 +11,8 @@ namespace nfscale::train {
 #define NFSCALE_TRAIN_FIELDS(X)                                                                          \
   X(model) X(data) X(test_data) X(holdout) X(train_examples) X(eval_ema) X(resolution) X(eval_resolution) X(channels) X(epochs) X(batch) \
   X(micro_batch) X(lr) X(absolute_lr) X(warmup_epochs) X(momentum) X(nesterov) X(weight_decay) X(clip)     \
-  X(label_smoothing) X(ema_decay) X(stochastic_depth) X(dropout) X(activation) X(precision)                \
-  X(channels_last) X(sam_rho) X(sam_adaptive) X(augment) X(crop_min_area) X(flip) X(randaugment_layers)    \
+  X(label_smoothing) X(ema_decay) X(stochastic_depth) X(dropout) X(activation) X(ws_form) X(precision)                \
+  X(channels_last) X(device) X(sam_rho) X(sam_adaptive) X(augment) X(crop_min_area) X(flip) X(randaugment_layers)    \
   X(randaugment_magnitude) X(mixup) X(cutmix) X(multiplicity) X(seed) X(loader_threads) X(eval_every)      \
   X(eval_points) X(checkpoint_seconds) X(checkpoint_steps) X(log_every) X(run_dir) X(init_from) X(quiet)
 

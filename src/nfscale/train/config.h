@@ -38,9 +38,11 @@ struct TrainConfig {
   double stochastic_depth = 0.0;
   double dropout = -1.0;         // -1 = model default
   std::string activation = "gelu";
+  std::string ws_form = "deepmind";  // weight standardisation: deepmind (reference) | timm (models/layers.h WsForm)
   std::string precision = "auto";  // auto | fp32 | bf16 (auto: resolve_precision in trainer.h; the run dir stores the
                                    // resolved value)
   bool channels_last = true;
+  std::string device = "cpu";    // cpu | cuda[:N]; fused CPU kernels only on cpu (logistics: a resume may change it)
 
   // SAM (fine-tuning).
   double sam_rho = 0.0;          // 0 disables SAM
@@ -65,7 +67,7 @@ struct TrainConfig {
   int64_t checkpoint_steps = 0;  // steps between checkpoints (0 = time-based only)
   int64_t log_every = 20;        // steps between metrics lines
   std::string run_dir;           // where config, checkpoints and metrics go
-  std::string init_from;         // fine-tuning: checkpoint to load weights from (classifier replaced)
+  std::string init_from;         // initial weights: checkpoint, weights.pt or .safetensors (fine-tuning: classifier replaced)
   bool quiet = false;            // no progress line
 
   int64_t micro() const { return micro_batch > 0 ? micro_batch : batch; }

@@ -8,6 +8,7 @@
 #include "nfscale/data/loader.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/memory_format.h"
+#include "nfscale/util/device.h"
 #include "nfscale/train/autocast.h"
 
 namespace nfscale::train {
@@ -27,16 +28,17 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   torch::NoGradGuard no_grad;
   double loss_sum = 0.0;
   int64_t top1 = 0, top5 = 0, n = 0;
+  const torch::Device device = module_device(model);
   while (loader.has_next()) {
     data::Batch b = loader.next();
-    torch::Tensor x = b.images;  // [B, C, R, R]
+    torch::Tensor x = b.images.to(device);  // [B, C, R, R]
     if (o.channels_last) x = models::to_channels_last(x);  // canonical strides, also for 1 channel
     torch::Tensor logits;
     {
       AutocastScope autocast(o.bf16);
       logits = model.forward(x);
     }
-    logits = logits.to(torch::kFloat32);                                       // [B, K]
+    logits = logits.to(torch::kCPU, torch::kFloat32);                          // [B, K]
     auto logp = torch::log_softmax(logits, 1);
     loss_sum += -logp.gather(1, b.labels.unsqueeze(1)).sum().item<double>();  // sum of -log p(label)
     const int64_t k = std::min<int64_t>(5, logits.size(1));

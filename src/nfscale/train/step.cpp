@@ -8,6 +8,7 @@
 #include "nfscale/models/memory_format.h"
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/train/autocast.h"
+#include "nfscale/util/device.h"
 
 namespace nfscale::train {
 
@@ -22,13 +23,14 @@ double accumulate_gradients(models::ClassifierImpl& model, const std::vector<dat
                             int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt) {
   opt.clear_grads();  // the first backward hands its gradient buffers over (no fill + add pass)
   double loss_sum = 0.0;
+  const torch::Device device = module_device(model);
   for (const auto& mb : micro_batches) {
-    torch::Tensor x = mb.images;  // [micro, C, R, R]
+    torch::Tensor x = mb.images.to(device);  // [micro, C, R, R]
     if (channels_last) x = models::to_channels_last(x);  // canonical strides, also for 1 channel
     torch::Tensor loss;  // []
     {
       AutocastScope autocast(bf16);
-      loss = soft_cross_entropy(model.forward(x), mb.targets);
+      loss = soft_cross_entropy(model.forward(x), mb.targets.to(device));
     }
     const double w = double(mb.images.size(0)) / double(batch);
     (loss * w).backward();

@@ -24,6 +24,8 @@
 #include "nfscale/train/step.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/cpu_features.h"
+#include "nfscale/util/device.h"
+#include "nfscale/models/fused_ops.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/progress.h"
 #include "nfscale/util/rng.h"
@@ -106,6 +108,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     stored.checkpoint_seconds = cfg.checkpoint_seconds;
     stored.checkpoint_steps = cfg.checkpoint_steps;
     stored.loader_threads = cfg.loader_threads;
+    stored.device = cfg.device;
     cfg = stored;
     // Run dirs written before "auto" was resolved at the start always ran fp32 (auto's meaning until session 3):
     // keep that, whatever this host's CPU would choose now.
@@ -140,15 +143,18 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   mc.stochastic_depth = cfg.stochastic_depth;
   mc.dropout = cfg.dropout;
   mc.activation = cfg.activation;
+  mc.ws_form = cfg.ws_form;
   models::check_resolution(cfg.model, cfg.resolution);
   // The initial weights (and a fine-tuning head) are a function of the seed, not of the process's RNG history.
   torch::manual_seed(derive_seed(cfg.seed, {0x494eull}));
   models::Classifier model = models::build_model(mc);
+  const torch::Device device = parse_device(cfg.device, "training setting 'device'");
   const models::ModelCost cost = models::count_cost(*model, cfg.resolution, data.channels);
   if (!cfg.init_from.empty() && !resuming) {
     load_weights(cfg.init_from, *model, "fc.");
     model->reset_classifier(data.num_classes);
   }
+  model->to(device);  // before the optimiser and EMA create their state (on the same device)
   // channels_last: inputs are converted per batch; convolution outputs follow the input layout.
 
   // ---- optimiser, schedule, EMA ----
@@ -157,6 +163,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   oo.nesterov = cfg.nesterov;
   oo.weight_decay = cfg.weight_decay;
   oo.agc = cfg.clip > 0;
+  oo.fused = device.is_cpu() && models::fused_ops_enabled();  // the one-pass update is a CPU kernel
   if (cfg.clip > 0) oo.agc_options.clip = cfg.clip;
   const std::vector<optim::ParamSpec> specs = param_specs(*model);
   optim::SgdAgc optimizer(specs, oo);
