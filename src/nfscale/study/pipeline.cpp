@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/report/figures.h"
 #include "nfscale/report/html.h"
 #include "nfscale/report/plot.h"
@@ -22,11 +23,7 @@ namespace nfscale::study {
 namespace fs = std::filesystem;
 
 namespace {
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using scaling::fmt;
 
 std::string points_csv(const std::vector<scaling::RunPoint>& pts) {
   std::ostringstream out;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/store/results_store.h"
 #include "nfscale/study/pipeline.h"
 #include "nfscale/util/atomic_file.h"
@@ -16,11 +17,7 @@ namespace nfscale::study {
 namespace fs = std::filesystem;
 
 namespace {
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using scaling::fmt;
 
 std::string record_path(const StudySpec& spec) { return (fs::path(spec.out_dir) / "plan-check" / "plan.json").string(); }
 

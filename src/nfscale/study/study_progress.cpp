@@ -10,6 +10,7 @@
 #include <set>
 #include <tuple>
 
+#include "nfscale/scaling/text_format.h"
 #include "nfscale/scaling/fits.h"
 #include "nfscale/store/results_store.h"
 #include "nfscale/util/progress.h"
@@ -21,11 +22,7 @@ using store::TrialStatus;
 
 bool finished(const store::Trial& t) { return t.status == TrialStatus::Done || t.status == TrialStatus::Failed; }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using scaling::fmt;
 }  // namespace
 
 double expected_trials(const StudySpec& spec, const std::vector<store::Trial>& trials) {
