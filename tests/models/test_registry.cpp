@@ -95,9 +95,12 @@ TEST(Registry, BadConfigFieldsAreUserErrors) {
 
 TEST(Registry, NamesAndSpecsAreConsistent) {
   const auto names = model_names();
-  EXPECT_EQ(names.size(), 16u + 6u);
+  EXPECT_EQ(names.size(), 16u + 6u + 17u + 5u);  // NFNet members + ladder, ViT members (incl. SoViT) + ladder
   EXPECT_EQ(model_spec(default_small_model()).is_ladder, true);
   for (const auto& n : names) {
+    EXPECT_EQ(n.find('/'), std::string::npos);  // names are file names
+    EXPECT_EQ(model_info(n).name, n);
+    if (family_of(n).name() != "nfnet") continue;
     const auto& s = model_spec(n);
     EXPECT_EQ(s.name, n);
     EXPECT_EQ(n.find('/'), std::string::npos);

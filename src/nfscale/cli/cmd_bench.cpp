@@ -1,6 +1,7 @@
-// cmd_bench.cpp - `nfscale bench`: times nfscale's training step (the real model + soft-target cross-entropy +
-// SgdAgc step, through train::accumulate_gradients as the trainer runs it) and inference against the Python peer
-// (bench/peer_nfnet.py: the identical architecture on PyTorch with its best CPU settings), alternating in one run,
+// cmd_bench.cpp - `nfscale bench`: times nfscale's training step (the real model + soft-target cross-entropy + the
+// family's optimiser step, through train::accumulate_gradients as the trainer runs it) and inference against the
+// Python peer (bench/peer_nfnet.py or peer_vit.py: the identical architecture on PyTorch with its best CPU settings),
+// alternating in one run,
 // with a oneDNN GEMM peak probe (fp32, bf16) in the same run. Each side runs its fastest of fp32 / bf16 autocast x
 // NCHW / channels_last (chosen by timing after warm-up; --precision narrows nfscale's choice). Reports medians and
 // spread, GFLOP/s (6 x counted MACs per training image, 2 x MACs per inference image), % of the measured bf16 peak
@@ -30,7 +31,7 @@
 #include "nfscale/models/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/optim/param_spec.h"
-#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/optim/optimizer_factory.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/train/step.h"
 #include "nfscale/util/cpu_features.h"
@@ -187,7 +188,7 @@ Case parse_case(const std::string& s) {
   c.model = s.substr(0, a);
   c.res = std::stoll(s.substr(a + 1, b - a - 1));
   c.batch = std::stoll(s.substr(b + 1));
-  models::model_spec(c.model);
+  models::model_info(c.model);  // any family's member (UserError listing the names otherwise)
   models::check_resolution(c.model, c.res);
   require(c.batch >= 1, "bench --case '" + s + "': batch must be >= 1");
   return c;
@@ -229,9 +230,11 @@ void print_series(const char* who, const Series& s, double train_flop, double in
 }
 
 nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string& peer_script, int threads) {
-  const auto& spec = models::model_spec(c.model);
+  const models::ModelInfo spec = models::model_info(c.model);
+  const models::ModelFamily& family = models::family_of(c.model);
   models::ModelConfig mc;
   mc.name = c.model;
+  mc.resolution = c.res;
   mc.num_classes = spec.ref_num_classes;
   mc.in_channels = spec.ref_in_channels;
   torch::manual_seed(0);
@@ -242,9 +245,16 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
     for (auto& p : model->named_parameters())
       if (p.key().find("skip_gain") != std::string::npos) p.value().fill_(0.5);  // every branch's backward runs
   }
-  std::vector<optim::ParamSpec> specs;
-  for (auto& p : model->param_info()) specs.push_back({p.name, p.param, p.weight_decay, p.agc});
-  optim::SgdAgc opt(specs, {});
+  // The family's optimiser, as the trainer uses it (NFNets SGD+AGC, ViTs AdamW with global-norm clipping).
+  optim::OptimizerConfig oc = family.train_defaults().optimizer;
+  oc.adamw.peak_lr = 1e-3;
+  if (family.name() == "vit") {  // the big_vision head starts at zero: make every gradient non-zero, as the peer
+    torch::NoGradGuard ng;
+    for (auto& p : model->named_parameters())
+      if (p.key().rfind(family.head_prefix(), 0) == 0 && p.value().dim() == 2) p.value().normal_(0.0, 0.01);
+  }
+  auto opt_ptr = optim::make_optimizer(oc, model->param_info());
+  optim::Optimizer& opt = *opt_ptr;
   data::Batch batch;
   batch.images = torch::randn({c.batch, mc.in_channels, c.res, c.res});
   batch.labels = torch::randint(0, mc.num_classes, {c.batch});
@@ -253,9 +263,9 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   const std::vector<data::Batch> micro = {batch};  // images [B, C, R, R] NCHW; the step converts the layout
   auto x_cl = models::to_channels_last(batch.images);
 
-  std::vector<double> opt_ms;  // the SgdAgc step's share of a fused training step
+  std::vector<double> opt_ms;  // the optimiser step's share of a fused training step
   StepSetting train_set, infer_set;
-  // opt_ms_out (the timed repetitions only): mean SgdAgc step time of this call, in ms.
+  // opt_ms_out (the timed repetitions only): mean optimiser step time of this call, in ms.
   auto train_rate = [&](bool fused, int steps, const StepSetting& st, std::vector<double>* opt_ms_out = nullptr) {
     models::set_fused_ops(fused);
     model->train();
@@ -284,23 +294,18 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
     return double(c.batch) * steps / seconds_since(t0);
   };
 
-  nlohmann::json arch = {{"depths", spec.depths},
-                         {"widths", spec.widths},
-                         {"stem_widths", spec.stem_widths},
-                         {"group_width", spec.group_width},
-                         {"bottleneck_ratio", spec.bottleneck_ratio},
-                         {"se_ratio", spec.se_ratio},
-                         {"alpha", spec.alpha},
-                         {"final_conv_mult", spec.final_conv_mult},
-                         {"dropout", spec.dropout},
-                         {"classes", mc.num_classes},
-                         {"in_channels", mc.in_channels},
-                         {"res", c.res},
-                         {"batch", c.batch},
-                         {"threads", threads}};
+  // The peer gets the family's full spec (peer_nfnet.py / peer_vit.py read their fields) and the case.
+  nlohmann::json arch = family.spec_json(c.model);
+  arch.update(nlohmann::json{{"classes", mc.num_classes},
+                             {"in_channels", mc.in_channels},
+                             {"res", c.res},
+                             {"batch", c.batch},
+                             {"threads", threads}});
   std::unique_ptr<Peer> peer;
   if (!peer_script.empty()) {
-    peer = std::make_unique<Peer>(o.python, peer_script, arch);
+    // peer_<family>.py beside the NFNet peer
+    const std::string script = (fs::path(peer_script).parent_path() / ("peer_" + family.name() + ".py")).string();
+    peer = std::make_unique<Peer>(o.python, script, arch);
     const int64_t pp = peer->ready().value("params", int64_t(0));
     require(pp == cost.params, "bench: the Python peer's " + c.model + " has " + std::to_string(pp) +
                                    " parameters, nfscale's " + std::to_string(cost.params) + ": architectures differ");
@@ -381,8 +386,8 @@ nlohmann::json run_case(const BenchOptions& o, const Case& c, const std::string&
   std::printf("  measured GEMM peak (best of run): fp32 %.0f, bf16 %.0f GFLOP/s; median load %.2f\n", peak32, peak16,
               median(loads));
   print_series("nfscale fused", fused, train_flop, infer_flop, peak16);
-  std::printf("  nfscale step %.1f ms at the median, of which SgdAgc step %.1f ms (median)\n",
-              1e3 * double(c.batch) / median(fused.train), median(opt_ms));
+  std::printf("  nfscale step %.1f ms at the median, of which %s step %.1f ms (median)\n",
+              1e3 * double(c.batch) / median(fused.train), opt.kind().c_str(), median(opt_ms));
   if (o.unfused) print_series("nfscale unfused", unfused, train_flop, infer_flop, peak16);
   if (peer) print_series("pytorch peer", py, train_flop, infer_flop, peak16);
   const nlohmann::json peer_info = peer ? peer->call({{"cmd", "info"}}) : nlohmann::json();
@@ -439,7 +444,7 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
   auto o = std::make_shared<BenchOptions>();
   auto* cmd = root.add_subcommand("bench", "Time nfscale's training step and inference against the PyTorch peer "
                                            "(bench/peer_nfnet.py), alternating, with a GEMM peak probe");
-  cmd->add_option("--case", o->cases, "MODEL:RES:BATCH, repeatable (default mini-F3:32:128 F0:64:32)");
+  cmd->add_option("--case", o->cases, "MODEL:RES:BATCH, repeatable (default mini-F3:32:128 F0:64:32; ViTs too, e.g. mini-ViT-S:32:128)");
   cmd->add_option("--reps", o->reps, "Alternating repetitions")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", o->steps, "Training steps per repetition and side")->check(CLI::PositiveNumber);
   cmd->add_option("--infer-steps", o->infer_steps, "Inference batches per repetition and side")

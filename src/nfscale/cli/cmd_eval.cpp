@@ -65,6 +65,8 @@ RegisterCommand reg(25, [](CLI::App& root) {
     mc.num_classes = data.num_classes;
     mc.in_channels = data.channels;
     mc.activation = cfg.activation;
+    mc.resolution = cfg.resolution;  // a ViT's position-embedding grid, as trained
+    mc.pos_embed_resample = cfg.pos_embed_resample;
     mc.init_weights = false;
     auto model = models::build_model(mc);
     train::load_weights(weights, *model);

@@ -65,12 +65,14 @@ int64_t check_stored_weights(const std::string& path, const std::string& model) 
                     model + fix);
   const int64_t channels = w.size(1);
   probe = probe_model(channels);
+  const std::string head = models::family_of(model).head_prefix();
   for (const auto& item : probe->named_parameters(true)) {
-    if (item.key().rfind("fc.", 0) == 0) continue;
+    if (item.key().rfind(head, 0) == 0) continue;
     torch::Tensor t;
     if (!ar.try_read(item.key(), t))
       throw UserError("--from " + path + ": has no tensor '" + item.key() + "', so it was not written for model " +
                       model + fix);
+    t = probe->adapt_loaded(item.key(), t);  // e.g. a ViT position embedding of another resolution
     if (t.sizes() != item.value().sizes())
       throw UserError("--from " + path + ": tensor '" + item.key() + "' has shape " + c10::str(t.sizes()) +
                       " but model " + model + " expects " + c10::str(item.value().sizes()) + fix);
@@ -132,7 +134,7 @@ PretrainedSource resolve_source(const std::string& from, const std::string& mode
                             "see `nfscale models`), or pass the pre-training run dir instead");
     s.weights_path = from;
   }
-  models::model_spec(s.model);  // UserError listing valid names
+  models::model_info(s.model);  // UserError listing valid names
   s.in_channels = check_stored_weights(s.weights_path, s.model);
   return s;
 }

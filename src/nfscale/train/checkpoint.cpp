@@ -5,8 +5,9 @@
 
 #include <torch/torch.h>
 
+#include "nfscale/models/classifier.h"
 #include "nfscale/optim/ema.h"
-#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/optim/optimizer.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
 
@@ -49,6 +50,9 @@ int64_t read_flat(const std::string& path, torch::serialize::InputArchive& ar, t
     torch::Tensor src;
     if (!ar.try_read(name, src, is_buffer))
       throw UserError(path + ": has no tensor '" + name + "' - it was written for a different model");
+    if (src.sizes() != t.sizes()) {  // e.g. a ViT position embedding of another resolution: resampled to fit
+      if (auto* classifier = dynamic_cast<models::ClassifierImpl*>(&model)) src = classifier->adapt_loaded(name, src);
+    }
     if (src.sizes() != t.sizes())
       throw UserError(path + ": tensor '" + name + "' has shape " + c10::str(src.sizes()) + " but the model expects " +
                       c10::str(t.sizes()) + " - it was written for a different model");
@@ -61,12 +65,13 @@ int64_t read_flat(const std::string& path, torch::serialize::InputArchive& ar, t
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::SgdAgc& optimizer,
+void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::Optimizer& optimizer,
                      const optim::Ema* ema, const LoopState& s) {
   torch::serialize::OutputArchive root;
   torch::serialize::OutputArchive model_ar, optim_ar, state_ar;
   write_flat(model_ar, model);
   optimizer.save(optim_ar);
+  optim_ar.write("kind", c10::IValue(optimizer.kind()));
   state_ar.write("format", scalar_i64(kFormatVersion));
   state_ar.write("step", scalar_i64(s.step));
   state_ar.write("position", scalar_i64(s.position));
@@ -84,7 +89,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model, const op
   write_file_atomic(path, archive_bytes(root));
 }
 
-LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::SgdAgc& optimizer,
+LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::Optimizer& optimizer,
                           optim::Ema* ema) {
   torch::serialize::InputArchive root;
   load_archive(path, root);
@@ -95,6 +100,11 @@ LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, opt
     root.read("optimizer", optim_ar);
     root.read("state", state_ar);
     read_flat(path, model_ar, model, "");
+    c10::IValue kind;  // absent in checkpoints written before the Optimizer seam: those were all SGD+AGC
+    const std::string saved_kind = optim_ar.try_read("kind", kind) && kind.isString() ? kind.toStringRef() : "sgd_agc";
+    require(saved_kind == optimizer.kind(),
+            path + ": field 'optimizer.kind' is '" + saved_kind + "' but this run uses '" + optimizer.kind() +
+                "'; resume with the original --optimizer, or start a new --run-dir");
     optimizer.load(optim_ar);
     if (ema) {
       torch::serialize::InputArchive ema_ar;

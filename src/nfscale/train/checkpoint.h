@@ -8,7 +8,7 @@ namespace torch::nn {
 class Module;
 }
 namespace nfscale::optim {
-class SgdAgc;
+class Optimizer;
 class Ema;
 }
 
@@ -22,13 +22,14 @@ struct LoopState {
   int64_t total_steps = 0;    // for a consistency check on resume
 };
 
-// Writes model + optimiser (+ EMA if non-null) + state to `path` atomically.
-void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::SgdAgc& optimizer,
+// Writes model + optimiser (its kind recorded) (+ EMA if non-null) + state to `path` atomically.
+void save_checkpoint(const std::string& path, torch::nn::Module& model, const optim::Optimizer& optimizer,
                      const optim::Ema* ema, const LoopState& state);
 
 // Loads a checkpoint written by save_checkpoint. Throws UserError naming the file if it is unreadable or does not
-// match the model.
-LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::SgdAgc& optimizer,
+// match the model, or if its optimiser kind differs from optimizer.kind() (checkpoints without a recorded kind were
+// written by SGD+AGC).
+LoopState load_checkpoint(const std::string& path, torch::nn::Module& model, optim::Optimizer& optimizer,
                           optim::Ema* ema);
 
 // Loads only the model weights (parameters and buffers) from a checkpoint or weights file. Parameters whose name
