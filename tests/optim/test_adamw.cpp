@@ -18,6 +18,8 @@ namespace nfscale::optim {
 namespace {
 
 using test::bit_equal;
+using test::load_from_string;
+using test::save_to_string;
 using test::randn_double;
 using test::spec;
 
@@ -157,19 +159,6 @@ TEST(GlobalNormClip, ScalesEveryGradientByMaxOverNormOnlyAboveTheThreshold) {
   EXPECT_THROW(clip_grad_global_norm_(ps, std::nan("")), UserError);
 }
 
-std::string save_to_string(const Optimizer& o) {
-  torch::serialize::OutputArchive ar;
-  o.save(ar);
-  std::ostringstream os;
-  ar.save_to(os);
-  return os.str();
-}
-void load_from_string(Optimizer& o, const std::string& bytes) {
-  torch::serialize::InputArchive ar;
-  std::istringstream is(bytes);
-  ar.load_from(is);
-  o.load(ar);
-}
 
 TEST(AdamW, SaveLoadResumesBitExactly) {
   AdamWOptions o;

@@ -35,6 +35,17 @@ models::Classifier vit_model(int64_t res = kRes, uint64_t seed = 0) {
   return models::build_model(mc);
 }
 
+// weights.pt and weights_ema.pt of two run dirs are bitwise equal.
+void expect_same_weights(const std::string& ref_dir, const std::string& dir) {
+  for (const char* file : {"/weights.pt", "/weights_ema.pt"}) {
+    auto a = vit_model(), b = vit_model(kRes, 1);
+    load_weights(ref_dir + file, *a);
+    load_weights(dir + file, *b);
+    std::string first;
+    EXPECT_EQ(count_different(*a, *b, &first), 0) << file << ": first differing tensor " << first;
+  }
+}
+
 TrainConfig vit_config(const std::string& dir) {
   TrainConfig c = small_config(dir, 96, 16);
   c.model = "mini-ViT-Ti";
@@ -100,13 +111,7 @@ TEST(ViTResume, StopAndResumeIsBitIdenticalAndTheFamilyRecipeIsStored) {
   stop.should_stop = [calls] { return (*calls)++ >= 4; };
   EXPECT_TRUE(run_training(c, false, stop).interrupted);
   EXPECT_TRUE(run_training(c, true).completed);
-  for (const char* file : {"/weights.pt", "/weights_ema.pt"}) {
-    auto a = vit_model(), b = vit_model(kRes, 1);
-    load_weights(ref_dir + file, *a);
-    load_weights(dir + file, *b);
-    std::string first;
-    EXPECT_EQ(count_different(*a, *b, &first), 0) << file << ": first differing tensor " << first;
-  }
+  expect_same_weights(ref_dir, dir);
   // The checkpoint records its optimiser kind: resuming it with SGD+AGC is refused, naming the field.
   auto m = vit_model();
   optim::SgdAgc sgd(m->param_info());
@@ -156,13 +161,7 @@ TEST(ViTResume, KillNineThenResumeThroughTheCliIsBitIdentical) {
   }
   EXPECT_GE(kills, 3) << "the kills did not land inside the run";
   ASSERT_EQ(run_cli(args(dir, true), dir).code, 0) << slurp(dir + "/err");
-  for (const char* file : {"/weights.pt", "/weights_ema.pt"}) {
-    auto a = vit_model(), b = vit_model(kRes, 1);
-    load_weights(ref_dir + file, *a);
-    load_weights(dir + file, *b);
-    std::string first;
-    EXPECT_EQ(count_different(*a, *b, &first), 0) << file << ": first differing tensor " << first;
-  }
+  expect_same_weights(ref_dir, dir);
 }
 
 TEST(ViTTraining, Bf16AutocastStaysCloseToFp32) {

@@ -24,6 +24,25 @@ struct ModelInfo {
   std::string note;
 };
 
+// The shared fields of a family's spec struct (both spec structs name them alike).
+template <class Spec>
+ModelInfo info_from_spec(const Spec& s, const std::string& family) {
+  ModelInfo i;
+  i.name = s.name;
+  i.family = family;
+  i.mirrors = s.mirrors;
+  i.is_ladder = s.is_ladder;
+  i.train_res = s.train_res;
+  i.test_res = s.test_res;
+  i.dropout = s.dropout;
+  i.randaugment_layers = s.randaugment_layers;
+  i.randaugment_magnitude = s.randaugment_magnitude;
+  i.ref_num_classes = s.ref_num_classes;
+  i.ref_in_channels = s.ref_in_channels;
+  i.note = s.note;
+  return i;
+}
+
 // The family's training recipe defaults (docs/optim.md): the optimiser kind with its hyper-parameters and the base
 // learning rate at batch 256 (the trainer scales it linearly with the batch).
 struct TrainDefaults {

@@ -124,23 +124,7 @@ class NFNetFamily : public ModelFamily {
     for (const auto& s : table()) out.push_back(s.name);
     return out;
   }
-  ModelInfo info(const std::string& model) const override {
-    const ModelSpecInfo s = nfnet_spec(model);
-    ModelInfo i;
-    i.name = s.name;
-    i.family = name();
-    i.mirrors = s.mirrors;
-    i.is_ladder = s.is_ladder;
-    i.train_res = s.train_res;
-    i.test_res = s.test_res;
-    i.dropout = s.dropout;
-    i.randaugment_layers = s.randaugment_layers;
-    i.randaugment_magnitude = s.randaugment_magnitude;
-    i.ref_num_classes = s.ref_num_classes;
-    i.ref_in_channels = s.ref_in_channels;
-    i.note = s.note;
-    return i;
-  }
+  ModelInfo info(const std::string& model) const override { return info_from_spec(nfnet_spec(model), name()); }
   nlohmann::json spec_json(const std::string& model) const override { return to_json(nfnet_spec(model)); }
   Classifier build(const ModelConfig& config) const override {
     return std::make_shared<NFNetImpl>(nfnet_spec(config.name), config);

@@ -82,23 +82,7 @@ class ViTFamily : public ModelFamily {
     for (const auto& s : vit_specs()) out.push_back(s.name);
     return out;
   }
-  ModelInfo info(const std::string& model) const override {
-    const ViTSpec s = vit_spec(model);
-    ModelInfo i;
-    i.name = s.name;
-    i.family = name();
-    i.mirrors = s.mirrors;
-    i.is_ladder = s.is_ladder;
-    i.train_res = s.train_res;
-    i.test_res = s.test_res;
-    i.dropout = s.dropout;
-    i.randaugment_layers = s.randaugment_layers;
-    i.randaugment_magnitude = s.randaugment_magnitude;
-    i.ref_num_classes = s.ref_num_classes;
-    i.ref_in_channels = s.ref_in_channels;
-    i.note = s.note;
-    return i;
-  }
+  ModelInfo info(const std::string& model) const override { return info_from_spec(vit_spec(model), name()); }
   nlohmann::json spec_json(const std::string& model) const override { return to_json(vit_spec(model)); }
   Classifier build(const ModelConfig& config) const override {
     return std::make_shared<ViTImpl>(vit_spec(config.name), config);
