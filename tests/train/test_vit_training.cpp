@@ -13,6 +13,7 @@
 #include "nfscale/models/vit.h"
 #include "nfscale/optim/adamw.h"
 #include "nfscale/optim/sgd_agc.h"
+#include "nfscale/train/autocast.h"
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/step.h"
 #include "nfscale/train/trainer.h"
@@ -166,19 +167,16 @@ TEST(ViTResume, KillNineThenResumeThroughTheCliIsBitIdentical) {
 
 TEST(ViTTraining, Bf16AutocastStaysCloseToFp32) {
   auto m = vit_model();
-  torch::NoGradGuard ng;
-  for (auto& p : m->named_parameters())
-    if (p.key().rfind("head.", 0) == 0) p.value().normal_(0.0, 0.5);
   m->eval();
   auto x = torch::randn({8, 1, kRes, kRes});
-  auto y32 = m->forward(x);
-  torch::Tensor y16;
+  torch::Tensor y32, y16;
   {
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(torch::kBFloat16);
+    torch::NoGradGuard ng;
+    for (auto& p : m->named_parameters())
+      if (p.key().rfind("head.", 0) == 0) p.value().normal_(0.0, 0.5);
+    y32 = m->forward(x);
+    AutocastScope autocast(true);  // the trainer's bf16 scope
     y16 = m->forward(x).to(torch::kFloat);
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
   }
   EXPECT_LT((y16 - y32).abs().max().item<double>(), 0.05 * (1.0 + y32.abs().max().item<double>()));
   EXPECT_GT((y16 - y32).abs().max().item<double>(), 0.0) << "autocast did not change the arithmetic";
@@ -189,7 +187,9 @@ TEST(ViTTraining, Bf16AutocastStaysCloseToFp32) {
   const TrainResult r = run_training(c, false);
   EXPECT_TRUE(r.completed);
   for (const auto& j : read_jsonl(dir + "/metrics.jsonl"))
-    if (j["type"] == "train") EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    if (j["type"] == "train") {
+      EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    }
 }
 
 TEST(ViTTraining, SamWithRepeatedAugmentationTrainsAndCountsTwoPasses) {
@@ -202,7 +202,9 @@ TEST(ViTTraining, SamWithRepeatedAugmentationTrainsAndCountsTwoPasses) {
   ASSERT_TRUE(r.completed);
   EXPECT_EQ(r.train_flops, 2.0 * 6.0 * double(r.macs_per_image) * double(r.examples_seen));
   for (const auto& j : read_jsonl(dir + "/metrics.jsonl"))
-    if (j["type"] == "train") EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    if (j["type"] == "train") {
+      EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    }
 }
 
 TEST(ViTTraining, FineTuningAtANewResolutionResamplesThePositionEmbedding) {
