@@ -178,7 +178,7 @@ TEST(NFNet, SignalPropagationMatchesExpectedStd) {
 }
 
 TEST(NFNet, EveryLadderMemberTrainsOnGrayscale) {
-  for (const auto& name : model_names()) {
+  for (const auto& name : nfnet_family().member_names()) {
     if (!model_spec(name).is_ladder) continue;
     SCOPED_TRACE(name);
     torch::manual_seed(15);

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "nfscale/models/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/util/error.h"
@@ -95,9 +97,12 @@ TEST(Registry, BadConfigFieldsAreUserErrors) {
 
 TEST(Registry, NamesAndSpecsAreConsistent) {
   const auto names = model_names();
-  EXPECT_EQ(names.size(), 16u + 6u);
+  EXPECT_EQ(names.size(), 16u + 6u + 17u + 5u);  // NFNet members + ladder, ViT members (incl. SoViT) + ladder
   EXPECT_EQ(model_spec(default_small_model()).is_ladder, true);
   for (const auto& n : names) {
+    EXPECT_EQ(n.find('/'), std::string::npos);  // names are file names
+    EXPECT_EQ(model_info(n).name, n);
+    if (family_of(n).name() != "nfnet") continue;
     const auto& s = model_spec(n);
     EXPECT_EQ(s.name, n);
     EXPECT_EQ(n.find('/'), std::string::npos);
@@ -113,6 +118,32 @@ TEST(Registry, NamesAndSpecsAreConsistent) {
   const auto b2 = bottleneck_shape(model_spec("F0"), 1536);
   EXPECT_EQ(b2.width, 768);
   EXPECT_EQ(b2.groups, 6);
+}
+
+TEST(Registry, ModelFromJsonReadsTheListingOfEveryFamily) {
+  // The object `nfscale models --json` prints: the family's spec plus counts, which model_from_json drops.
+  for (const std::string n : {"mini-F0", "mini-ViT-S"}) {
+    nlohmann::json listing = family_of(n).spec_json(n);
+    listing.update(nlohmann::json{{"params", 1}, {"macs_per_image_train_res", 2}, {"is_default_small", false},
+                                  {"num_classes", 10}, {"in_channels", 1}, {"flop_convention", "x"}});
+    EXPECT_EQ(model_from_json(nlohmann::json::array({listing}), "spec.json"), n);  // the member unchanged: its name
+    // A changed shape is a spec of its own, resolvable wherever a model name goes.
+    nlohmann::json changed = listing;
+    if (family_of(n).name() == "nfnet") changed["widths"] = {32, 64, 128, 192};
+    else changed["depth"] = 3;
+    const std::string text = model_from_json(changed, "spec.json");
+    ASSERT_TRUE(is_json_spec(text)) << text;
+    EXPECT_EQ(family_of(text).name(), family_of(n).name());
+    const nlohmann::json back = family_of(text).spec_json(text);
+    if (family_of(n).name() == "nfnet") EXPECT_EQ(back["widths"].back(), 192);
+    else EXPECT_EQ(back["depth"], 3);
+  }
+  // Partial: a registry name keeps the member's other fields.
+  EXPECT_EQ(model_from_json(nlohmann::json{{"family", "vit"}, {"name", "mini-ViT-S"}}, "s.json"), "mini-ViT-S");
+  expect_user_error([] { model_from_json(nlohmann::json{{"family", "vit"}, {"name", "x"}, {"heads", 5}}, "s.json"); },
+                    {"s.json", "heads"});
+  expect_user_error([] { model_from_json(nlohmann::json::array(), "s.json"); }, {"s.json", "exactly one"});
+  expect_user_error([] { model_from_json(nlohmann::json{{"widths", 1}}, "s.json"); }, {"s.json", "'family'"});
 }
 
 }  // namespace

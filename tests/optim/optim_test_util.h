@@ -1,14 +1,17 @@
 // optim_test_util.h - helpers shared by the optimiser tests: double-precision random tensors, ParamSpec lists,
 // and an independent loop-based AGC reference (no LibTorch reductions) to check the library against.
 #pragma once
+#include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "nfscale/optim/optimizer.h"
 #include "nfscale/optim/param_spec.h"
 
 namespace nfscale::optim::test {
@@ -54,6 +57,21 @@ inline bool bit_equal(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
   const torch::Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
   return std::memcmp(ac.data_ptr(), bc.data_ptr(), ac.numel() * ac.element_size()) == 0;
+}
+
+// Optimiser state through a serialised archive (what a checkpoint holds), and back.
+inline std::string save_to_string(const Optimizer& o) {
+  torch::serialize::OutputArchive ar;
+  o.save(ar);
+  std::ostringstream os;
+  ar.save_to(os);
+  return os.str();
+}
+inline void load_from_string(Optimizer& o, const std::string& bytes) {
+  torch::serialize::InputArchive ar;
+  std::istringstream is(bytes);
+  ar.load_from(is);
+  o.load(ar);
 }
 
 }  // namespace nfscale::optim::test

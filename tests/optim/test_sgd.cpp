@@ -16,6 +16,8 @@ namespace {
 
 using test::agc_reference;
 using test::bit_equal;
+using test::load_from_string;
+using test::save_to_string;
 using test::randn_double;
 using test::spec;
 
@@ -200,20 +202,6 @@ TEST(SgdAgc, ClearGradsThenZeroMissingStepsLikeZeroGrad) {
   EXPECT_FALSE(bit_equal(a[3].param, make_params()[3].param));  // the step did move the params
 }
 
-std::string save_to_string(const SgdAgc& o) {
-  torch::serialize::OutputArchive ar;
-  o.save(ar);
-  std::ostringstream os;
-  ar.save_to(os);
-  return os.str();
-}
-
-void load_from_string(SgdAgc& o, const std::string& bytes) {
-  torch::serialize::InputArchive ar;
-  std::istringstream is(bytes);
-  ar.load_from(is);
-  o.load(ar);
-}
 
 TEST(SgdAgc, SaveLoadResumesBitExactly) {
   auto a = make_params();

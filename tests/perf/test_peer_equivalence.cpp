@@ -70,7 +70,7 @@ TEST(PeerNfnet, SameLogitsAsNfscaleOnTheSameWeights) {
   fs::create_directories(dir);
   save_ivalue(dir / "weights.pt", weights);
 
-  auto arch = peer_architecture(models::model_spec("mini-F0"), 10, 1, 32, 2, 1);
+  auto arch = peer_architecture("mini-F0", 10, 1, 32, 2, 1);
   arch["check_only"] = true;
   PeerProcess peer(kPython, kPeer, arch);
   ASSERT_EQ(peer.ready()["params"].get<int64_t>(), models::count_cost(*model, 32, 1).params);
@@ -104,7 +104,7 @@ namespace nfscale::perf {
 namespace {
 
 TEST(PeerNfnet, FixedSettingIsUsedAndABadOneRefused) {
-  auto arch = peer_architecture(models::model_spec("mini-F0"), 10, 1, 17, 2, 1);
+  auto arch = peer_architecture("mini-F0", 10, 1, 17, 2, 1);
   arch["setting"] = "fp32/nchw/native/varmean";
   {
     PeerProcess peer(kPython, kPeer, arch);

@@ -244,6 +244,12 @@ TEST(Config, JsonRoundTripKeepsEveryField) {
   c.nesterov = false;
   c.weight_decay = 5e-5;
   c.clip = 0.02;
+  c.optimizer = "adamw";
+  c.beta1 = 0.85;
+  c.beta2 = 0.98;
+  c.adam_eps = 1e-6;
+  c.decay_convention = "torch";
+  c.pos_embed_resample = "bilinear";
   c.label_smoothing = 0.2;
   c.ema_decay = 0.999;
   c.stochastic_depth = 0.1;

@@ -42,7 +42,7 @@ class TimmNfnet : public ::testing::Test {
 
 TEST_F(TimmNfnet, ImportReproducesTimmLogits) {
   BuiltModel b = import_fixture();  // architecture from the file's metadata (nfscale_model = mini-F0)
-  EXPECT_EQ(b.spec.name, "mini-F0");
+  EXPECT_EQ(b.config.name, "mini-F0");
   EXPECT_EQ(b.convention, "timm");
   EXPECT_EQ(b.config.ws_form, "timm");
   EXPECT_EQ(b.config.activation, "gelu_erf");

@@ -1,5 +1,6 @@
 // cmd_bench.cpp - `nfscale bench`: the flags of the benchmark (perf/bench_run.h does the work): nfscale's training
-// step and inference against the Python peer (bench/peer_nfnet.py), alternating, with a GEMM peak probe.
+// step and inference against the Python peer (bench/peer_nfnet.py, peer_vit.py), alternating, with a GEMM peak
+// probe.
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -13,13 +14,15 @@ namespace {
 const RegisterCommand kRegister(90, [](CLI::App& root) {
   auto o = std::make_shared<perf::BenchOptions>();
   auto* cmd = root.add_subcommand("bench", "Time nfscale's training step and inference against the PyTorch peer "
-                                           "(bench/peer_nfnet.py), alternating, with a GEMM peak probe");
-  cmd->add_option("--case", o->cases, "MODEL:RES:BATCH, repeatable (default mini-F3:32:128 F0:64:32)");
+                                           "(bench/peer_<family>.py), alternating, with a GEMM peak probe");
+  cmd->add_option("--case", o->cases, "MODEL:RES:BATCH, repeatable (default mini-F3:32:128 F0:64:32; ViTs too, e.g. "
+                                    "mini-ViT-S:32:128)");
   cmd->add_option("--reps", o->reps, "Alternating repetitions")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", o->steps, "Training steps per repetition and side")->check(CLI::PositiveNumber);
   cmd->add_option("--infer-steps", o->infer_steps, "Inference batches per repetition and side")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--peer", o->peer, "Path to peer_nfnet.py, or 'none' (default: found next to the build)");
+  cmd->add_option("--peer", o->peer, "Path to peer_nfnet.py (a ViT case uses peer_vit.py beside it), or 'none' "
+                                 "(default: found next to the build)");
   cmd->add_option("--peer-setting", o->peer_setting,
                   "Fix the peer's setting instead of letting it search its fastest: PRECISION/LAYOUT/GELU/WS, e.g. "
                   "bf16/channels_last/flat/batchnorm (GELU native|flat|formula, WS batchnorm|varmean)");

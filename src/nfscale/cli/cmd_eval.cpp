@@ -11,6 +11,7 @@
 #include "nfscale/train/checkpoint.h"
 #include "nfscale/train/data_setup.h"
 #include "nfscale/train/evaluate.h"
+#include "nfscale/train/recipe.h"
 #include "nfscale/train/trainer.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/device.h"
@@ -53,7 +54,7 @@ void eval_file(EvalArgs& a) {
   require(a.split == "test", "eval --from FILE evaluates the --data's test split; --split holdout needs a run dir");
   LoadedModel m = load_model(a.from);
   train::TrainConfig cfg;
-  cfg.model = m.spec.name;
+  cfg.model = m.config.name;
   cfg.data = a.data;
   cfg.channels = m.model->in_channels();
   cfg.resolution = a.res > 0 ? a.res : m.eval_resolution;
@@ -64,7 +65,7 @@ void eval_file(EvalArgs& a) {
               std::to_string(m.model->num_classes()) + "; fine-tune it first (`nfscale finetune --from`)");
   train::EvalOptions eo = train::make_eval_options(cfg, data, a.precision == "bf16");
   eo.batch = a.batch;
-  print_result(a, m.spec.name, m.weights_path, eo.resolution, train::evaluate(*m.model, data.test_set, data.test_indices, eo));
+  print_result(a, m.info.name, m.weights_path, eo.resolution, train::evaluate(*m.model, data.test_set, data.test_indices, eo));
 }
 
 RegisterCommand reg(25, [](CLI::App& root) {
@@ -104,12 +105,7 @@ RegisterCommand reg(25, [](CLI::App& root) {
     const std::string weights = a->weights.empty() ? run_weights_path(a->run_dir, a->ema) : a->weights;
     require(fs::exists(weights), weights + " not found: check --weights");
     train::RunData data = train::setup_data(cfg);
-    models::ModelConfig mc;
-    mc.name = cfg.model;
-    mc.num_classes = data.num_classes;
-    mc.in_channels = data.channels;
-    mc.activation = cfg.activation;
-    mc.ws_form = cfg.ws_form;
+    models::ModelConfig mc = train::model_config(cfg, data.num_classes, data.channels);  // a ViT's grid as trained
     mc.init_weights = false;
     auto model = models::build_model(mc);
     train::load_weights(weights, *model);

@@ -39,7 +39,7 @@ RegisterCommand reg(27, [](CLI::App& root) {
     const weights::WeightSet set = weights::export_weights(*m.model, a->names, meta);
     weights::weight_format(a->format).write(a->out, set);
     std::fprintf(stderr, "[export] %s: %zu tensors of %s (%s names, %s WS, %s) from %s\n", a->out.c_str(),
-                 set.tensors.size(), m.spec.name.c_str(), a->names.c_str(), m.config.ws_form.c_str(),
+                 set.tensors.size(), m.info.name.c_str(), a->names.c_str(), m.config.ws_form.c_str(),
                  m.config.activation.c_str(), m.weights_path.c_str());
   });
 });

@@ -85,7 +85,7 @@ torch::Tensor load_tensor(const std::string& spec, const LoadedModel& m, std::ve
           "--tensor " + path + ":" + name + ": expected a float NCHW batch [N, C, H, W], got " +
               std::string(c10::toString(x.scalar_type())) + " " + c10::str(x.sizes()));
   require(x.size(1) == m.model->in_channels(), "--tensor " + path + ":" + name + ": has " + std::to_string(x.size(1)) +
-                                                   " channels but model " + m.spec.name + " takes " +
+                                                   " channels but model " + m.info.name + " takes " +
                                                    std::to_string(m.model->in_channels()));
   for (int64_t i = 0; i < x.size(0); ++i) names.push_back(name + "[" + std::to_string(i) + "]");
   return x.to(torch::kFloat).contiguous();
@@ -96,14 +96,14 @@ void write_output(const std::string& out, const torch::Tensor& logits, const tor
   const std::string ext = lower_ext(out);
   if (ext == ".safetensors") {
     weights::write_safetensors(out, {{"logits", logits}, {"top_k_indices", top_idx}, {"top_k_probs", top_prob}},
-                               {{"model", m.spec.name}, {"weights", m.weights_path}});
+                               {{"model", m.info.name}, {"weights", m.weights_path}});
     return;
   }
   auto L = logits.accessor<float, 2>();
   auto I = top_idx.accessor<int64_t, 2>();
   auto P = top_prob.accessor<float, 2>();
   if (ext == ".json") {
-    nlohmann::json j = {{"model", m.spec.name}, {"weights", m.weights_path}, {"predictions", nlohmann::json::array()}};
+    nlohmann::json j = {{"model", m.info.name}, {"weights", m.weights_path}, {"predictions", nlohmann::json::array()}};
     for (int64_t n = 0; n < logits.size(0); ++n) {
       nlohmann::json row = {{"input", names[static_cast<size_t>(n)]}};
       std::vector<float> lg(static_cast<size_t>(logits.size(1)));
@@ -175,7 +175,7 @@ RegisterCommand reg(26, [](CLI::App& root) {
     auto [top_prob, top_idx] = torch::softmax(logits, 1).topk(k, 1);  // [N, k] each
     write_output(a->out, logits, top_idx.contiguous(), top_prob.contiguous(), names, m);
     std::fprintf(stderr, "[predict] %lld inputs -> %s (%s, %s names)\n", static_cast<long long>(logits.size(0)),
-                 a->out.c_str(), m.spec.name.c_str(), m.convention.c_str());
+                 a->out.c_str(), m.info.name.c_str(), m.convention.c_str());
   });
 });
 

@@ -31,14 +31,15 @@ void apply_init_from(CLI::App& app, TrainArgs& a) {
   if (app.get_option("--ws-form")->count() > 0) src.ws_form = a.config.ws_form;
   if (app.get_option("--activation")->count() > 0) src.activation = a.config.activation;
   const weights::BuiltModel b = weights::build_for_weights(set, src, "--from " + a.from);
-  a.config.model = b.spec.name;
+  a.config.model = b.config.name;
   a.config.ws_form = b.config.ws_form;
   a.config.activation = b.config.activation;
 }
 
 std::string default_run_dir(const train::TrainConfig& c) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "runs/%s-e%g-lr%g-s%llu", c.model.c_str(), c.epochs, c.lr,
+  const std::string name = models::is_json_spec(c.model) ? "spec" : c.model;  // a JSON spec is no file name
+  std::snprintf(buf, sizeof buf, "runs/%s-e%g-lr%g-s%llu", name.c_str(), c.epochs, c.lr,
                 static_cast<unsigned long long>(c.seed));
   return buf;
 }

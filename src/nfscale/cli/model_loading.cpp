@@ -70,6 +70,8 @@ LoadedModel load_model(const FromArgs& a) {
     src.model = cfg.model;
     if (src.ws_form.empty()) src.ws_form = cfg.ws_form;
     if (src.activation.empty()) src.activation = cfg.activation;
+    src.resolution = cfg.resolution;  // a ViT's position-embedding grid, as trained
+    src.pos_embed_resample = cfg.pos_embed_resample;
     out.data_kind = data::parse_data_spec(cfg.data, cfg_path + " data").kind;
     out.eval_resolution = cfg.eval_res();
   } else {
@@ -83,10 +85,10 @@ LoadedModel load_model(const FromArgs& a) {
   io.strict = a.strict;
   weights::import_weights(*b.model, set, io, out.weights_path);
   out.model = b.model;
-  out.spec = b.spec;
+  out.info = b.info;
   out.config = b.config;
   out.convention = b.convention;
-  if (out.eval_resolution == 0) out.eval_resolution = out.spec.test_res;
+  if (out.eval_resolution == 0) out.eval_resolution = out.info.test_res;
   if (out.data_kind.empty()) {
     auto it = set.metadata.find("data");
     if (it != set.metadata.end()) out.data_kind = it->second;

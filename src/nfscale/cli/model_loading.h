@@ -32,7 +32,7 @@ void add_model_source_flags(CLI::App& app, FromArgs& args);
 
 struct LoadedModel {
   models::Classifier model;     // in eval mode, on the requested device
-  models::ModelSpecInfo spec;
+  models::ModelInfo info;       // of config.name (a registry name or spec JSON text)
   models::ModelConfig config;
   std::string weights_path;     // the file the weights came from
   std::string convention;       // of the file's names

@@ -14,7 +14,13 @@ namespace nfscale::cli {
 
 void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   auto* g = &app;
-  g->add_option("--model,-m", c.model, "Model name (see `nfscale models`), e.g. mini-F0 or F0")->group("Model");
+  g->add_option("--model,-m", c.model,
+                "Model name (see `nfscale models`), e.g. mini-F0, F0, mini-ViT-S, ViT-S-16, or a JSON spec as printed "
+                "by `nfscale models --json`")
+      ->group("Model");
+  g->add_option("--pos-embed-resample", c.pos_embed_resample,
+                "ViT: bilinear | bicubic resampling of the position embedding at another resolution")
+      ->capture_default_str()->group("Model");
   g->add_option("--data", c.data,
                 "Training data spec kind[:path]: fashion-mnist (Debian default), mnist:DIR, idx:IMAGES,LABELS, "
                 "cifar10:DIR, cifar100:DIR, imagefolder:DIR, digits")
@@ -36,19 +42,35 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   g->add_option("--micro-batch", c.micro_batch,
                 "Examples per forward/backward; gradients accumulate to --batch (0 = --batch)")
       ->capture_default_str()->group("Budget");
-  g->add_option("--lr", c.lr, "Base learning rate at batch 256 (LR = lr*batch/256; reference 0.1 -> 1.6 at 4096)")
+  g->add_option("--optimizer", c.optimizer,
+                "auto (the model family's: sgd_agc for NFNets, adamw for ViTs) | sgd_agc | adamw")
+      ->capture_default_str()->group("Optimiser");
+  g->add_option("--lr", c.lr,
+                "Base learning rate at batch 256 (LR = lr*batch/256); 0 = the family's (NFNet 0.1 -> 1.6 at 4096, "
+                "ViT 2.5e-4 -> 1e-3 at 1024)")
       ->capture_default_str()->group("Optimiser");
   g->add_flag("--absolute-lr", c.absolute_lr, "Treat --lr as the absolute learning rate (no batch scaling)")
       ->group("Optimiser");
   g->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length in epochs")->capture_default_str()
       ->group("Optimiser");
-  g->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str()->group("Optimiser");
-  g->add_option("--nesterov", c.nesterov, "Nesterov momentum (reference form: step = g + m*buf)")
+  g->add_option("--momentum", c.momentum, "SGD momentum (sgd_agc)")->capture_default_str()->group("Optimiser");
+  g->add_option("--nesterov", c.nesterov, "Nesterov momentum (sgd_agc; reference form: step = g + m*buf)")
       ->capture_default_str()->group("Optimiser");
-  g->add_option("--weight-decay", c.weight_decay, "Weight decay (added after clipping; not on gains/biases)")
+  g->add_option("--weight-decay", c.weight_decay,
+                "Weight decay (< 0 = the optimiser's default; sgd_agc: 2e-5 added after clipping, not on gains/biases; "
+                "adamw: 1e-4 decoupled, weight matrices only)")
       ->capture_default_str()->group("Optimiser");
-  g->add_option("--clip", c.clip, "AGC clipping threshold (unit-wise; <= 0 disables)")->capture_default_str()
+  g->add_option("--clip", c.clip,
+                "Clipping (< 0 = the optimiser's default, 0 disables): sgd_agc AGC threshold (0.01), adamw maximum "
+                "global gradient norm (1.0)")
+      ->capture_default_str()->group("Optimiser");
+  g->add_option("--beta1", c.beta1, "AdamW beta1")->capture_default_str()->group("Optimiser");
+  g->add_option("--beta2", c.beta2, "AdamW beta2")->capture_default_str()->group("Optimiser");
+  g->add_option("--adam-eps", c.adam_eps, "AdamW epsilon (added to sqrt(v_hat))")->capture_default_str()
       ->group("Optimiser");
+  g->add_option("--decay-convention", c.decay_convention,
+                "AdamW decay: big_vision (p -= lr/peak_lr*wd*p) | torch (p -= lr*wd*p)")
+      ->capture_default_str()->group("Optimiser");
   g->add_option("--label-smoothing", c.label_smoothing, "Label smoothing")->capture_default_str()->group("Optimiser");
   g->add_option("--ema-decay", c.ema_decay, "EMA decay with warm-up min(d,(1+t)/(10+t)) (<= 0 disables)")
       ->capture_default_str()->group("Optimiser");

@@ -1,6 +1,6 @@
 // classifier.h - the model interface used by the trainer, cost counting and checkpoints: an image classifier
-// [B,C,H,W] -> logits [B,K] that describes its parameters' optimiser treatment. NFNets implement it today;
-// other families (e.g. ViT) plug in behind the same interface and the registry (registry.h).
+// [B,C,H,W] -> logits [B,K] that describes its parameters' optimiser treatment. NFNets (nfnet.h) and ViTs (vit.h)
+// implement it; each family registers its builder with the registry (family.h, registry.h).
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -10,17 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "nfscale/optim/param_spec.h"
+
 namespace nfscale::models {
 
-// One parameter and how the optimiser treats it (reference: experiment_nfnets.py):
-//  - weight_decay: false for gains (incl. skip_gain) and all biases;
-//  - agc: false only for the final classifier's weight (its bias is clipped, like the reference's gains/biases).
-struct ParamInfo {
-  std::string name;
-  torch::Tensor param;
-  bool weight_decay = true;
-  bool agc = true;
-};
+// One parameter and how the optimiser treats it: the optimiser stack's ParamSpec (optim/param_spec.h). NFNets:
+// weight_decay false for gains (incl. skip_gain) and all biases, agc false only for the final classifier's weight
+// (reference: experiment_nfnets.py). ViTs: weight_decay only on weight matrices (big_vision's kernels).
+using ParamInfo = optim::ParamSpec;
 
 class ClassifierImpl : public torch::nn::Module {
  public:
@@ -32,14 +29,21 @@ class ClassifierImpl : public torch::nn::Module {
   // Stochastic-depth rate (block i of n drops with rate * i / n) and head dropout; both act only in train().
   virtual void set_regularization(double stochastic_depth_rate, double dropout) = 0;
   virtual std::vector<ParamInfo> param_info() = 0;
+  // A stored tensor `name` whose shape differs from the model's (e.g. a ViT's position embedding pre-trained at
+  // another resolution), made to fit when the family knows how; the default returns it unchanged (the loader then
+  // reports the mismatch).
+  virtual torch::Tensor adapt_loaded(const std::string& name, const torch::Tensor& stored) { return stored; }
   virtual std::string name() const = 0;
+  // The smallest input side this model takes (its family's minimum for its spec; registry.h check_resolution).
+  virtual int64_t min_resolution() const { return 1; }
   virtual int64_t num_classes() const = 0;
   virtual int64_t in_channels() const = 0;
 };
 using Classifier = std::shared_ptr<ClassifierImpl>;
 
 struct ModelConfig {
-  std::string name;              // a registry name, e.g. "F0", "F3+", "mini-F1"
+  std::string name;              // a registry name, e.g. "F0", "F3+", "mini-F1", "ViT-S/16", or a JSON spec
+                                 // ("{\"family\": \"vit\", ...}", the form `nfscale models --json` prints)
   int64_t num_classes = 1000;
   int64_t in_channels = 3;
   double stochastic_depth = 0.0;  // maximum rate (reached by the last block)
@@ -47,6 +51,8 @@ struct ModelConfig {
   std::string activation = "gelu";
   std::string ws_form = "deepmind";  // weight standardisation: deepmind | timm (layers.h WsForm)
   bool init_weights = true;       // false: parameters left uninitialised (counting, or before a checkpoint load)
+  int64_t resolution = 0;         // input size the model is built for (ViT position-embedding grid); 0 = spec's
+  std::string pos_embed_resample = "bicubic";  // ViT: "bilinear" | "bicubic" resampling of the position embedding
 };
 
 // Counted cost of one image: parameters and forward multiply-accumulates of convs and linears (incl. SE).

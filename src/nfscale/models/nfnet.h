@@ -12,7 +12,7 @@
 
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/layers.h"
-#include "nfscale/models/registry.h"
+#include "nfscale/models/nfnet_family.h"
 
 namespace nfscale::models {
 
@@ -68,6 +68,7 @@ class NFNetImpl : public ClassifierImpl {
   void set_regularization(double stochastic_depth_rate, double dropout) override;
   std::vector<ParamInfo> param_info() override;
   std::string name() const override { return spec_.name; }
+  int64_t min_resolution() const override { return kMinResolution; }
   int64_t num_classes() const override { return num_classes_; }
   int64_t in_channels() const override { return in_channels_; }
 

@@ -1,5 +1,5 @@
-// param_spec.h - the optimiser stack's view of a model parameter: a tensor plus the per-parameter flags the
-// reference recipe needs (weight decay on/off, AGC on/off). The trainer converts the model's parameter list to this.
+// param_spec.h - a model parameter as the optimiser stack sees it: a tensor plus the per-parameter flags the recipes
+// need (weight decay on/off, AGC on/off). Models describe their parameters with it (models::ParamInfo is this struct).
 #pragma once
 #include <torch/types.h>
 

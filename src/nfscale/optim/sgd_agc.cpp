@@ -94,28 +94,6 @@ StepStats SgdAgc::step(double lr) {
   return stats;
 }
 
-void SgdAgc::zero_grad() {
-  torch::NoGradGuard no_grad;
-  for (auto& s : params_) {
-    torch::Tensor g = s.param.grad();
-    if (g.defined()) {
-      g.zero_();
-    } else {
-      s.param.mutable_grad() = torch::zeros_like(s.param);
-    }
-  }
-}
-
-void SgdAgc::clear_grads() {
-  for (auto& s : params_) s.param.mutable_grad() = torch::Tensor();
-}
-
-void SgdAgc::zero_missing_grads() {
-  torch::NoGradGuard no_grad;
-  for (auto& s : params_)
-    if (!s.param.grad().defined()) s.param.mutable_grad() = torch::zeros_like(s.param);
-}
-
 void SgdAgc::save(torch::serialize::OutputArchive& archive) const {
   write_tensor_list(archive, kArchiveKey, "SgdAgc", step_count_, param_names(params_), buffers_);
 }

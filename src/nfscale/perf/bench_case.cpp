@@ -28,7 +28,7 @@ BenchCase parse_case(const std::string& s) {
   c.model = s.substr(0, a);
   require(parse_int(s.substr(a + 1, b - a - 1), c.res), form + " (RES is not a whole number)");
   require(parse_int(s.substr(b + 1), c.batch), form + " (BATCH is not a whole number)");
-  models::model_spec(c.model);
+  models::model_info(c.model);  // any family's member or JSON spec (UserError listing the names otherwise)
   models::check_resolution(c.model, c.res);
   require(c.batch >= 1, "bench --case '" + s + "': batch must be >= 1");
   return c;

@@ -39,13 +39,14 @@ void print_series(const char* who, const Series& s, double train_flop, double in
 std::unique_ptr<PeerProcess> start_peer(const BenchOptions& o, const BenchCase& c, const std::string& script,
                                         const ModelBench& nf, int threads) {
   if (script.empty()) return nullptr;
-  auto arch = peer_architecture(models::model_spec(c.model), nf.classes(), nf.in_channels(), c.res, c.batch, threads);
+  auto arch = peer_architecture(c.model, nf.classes(), nf.in_channels(), c.res, c.batch, threads);
   if (!o.peer_setting.empty()) arch["setting"] = o.peer_setting;
-  auto peer = std::make_unique<PeerProcess>(o.python, script, arch);
+  const std::string family_script = family_peer_script(script, c.model);
+  auto peer = std::make_unique<PeerProcess>(o.python, family_script, arch);
   const int64_t pp = peer->ready().value("params", int64_t(0));
   require(pp == nf.cost().params, "bench: the Python peer's " + c.model + " has " + std::to_string(pp) +
                                       " parameters, nfscale's " + std::to_string(nf.cost().params) +
-                                      ": architectures differ (check " + script + " against models/nfnet.cpp)");
+                                      ": architectures differ (check " + family_script + " against the family's model code)");
   return peer;
 }
 
@@ -129,8 +130,8 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   std::printf("  measured GEMM peak (best of run): fp32 %.0f, bf16 %.0f GFLOP/s; median load %.2f\n", peak32, peak16,
               median(loads));
   print_series(fused ? "nfscale fused" : "nfscale (unfused)", main, train_flop, infer_flop, peak16);
-  std::printf("  nfscale step %.1f ms at the median, of which SgdAgc step %.1f ms (median)\n",
-              1e3 * double(c.batch) / median(main.train), median(opt_ms));
+  std::printf("  nfscale step %.1f ms at the median, of which %s step %.1f ms (median)\n",
+              1e3 * double(c.batch) / median(main.train), nf.optimizer_kind().c_str(), median(opt_ms));
   if (time_unfused) print_series("nfscale unfused", unfused, train_flop, infer_flop, peak16);
   if (peer) print_series("pytorch peer", py, train_flop, infer_flop, peak16);
   const nlohmann::json peer_info = peer ? peer->call({{"cmd", "info"}}) : nlohmann::json();

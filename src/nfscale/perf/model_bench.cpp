@@ -9,8 +9,7 @@
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/memory_format.h"
 #include "nfscale/models/registry.h"
-#include "nfscale/optim/param_spec.h"
-#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/optim/optimizer_factory.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/train/step.h"
 
@@ -20,30 +19,26 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::vector<optim::ParamSpec> param_specs(models::ClassifierImpl& model) {
-  std::vector<optim::ParamSpec> specs;
-  for (auto& p : model.param_info()) specs.push_back({p.name, p.param, p.weight_decay, p.agc});
-  return specs;
-}
-
 }  // namespace
 
 struct ModelBench::State {
   models::ModelConfig config;
   models::Classifier model;
-  optim::SgdAgc opt;
+  std::unique_ptr<optim::Optimizer> opt;
   std::vector<data::Batch> micro;  // one batch: images [B, C, R, R] NCHW (the step converts the layout)
   torch::Tensor x_cl;              // the same images, channels_last, for inference
   int64_t batch = 0;
 
-  State(models::ModelConfig mc, models::Classifier m)
-      : config(std::move(mc)), model(std::move(m)), opt(param_specs(*model), {}) {}
+  State(models::ModelConfig mc, models::Classifier m, const optim::OptimizerConfig& oc)
+      : config(std::move(mc)), model(std::move(m)), opt(optim::make_optimizer(oc, model->param_info())) {}
 };
 
 ModelBench::ModelBench(const BenchCase& c) {
-  const auto& spec = models::model_spec(c.model);
+  const models::ModelInfo spec = models::model_info(c.model);
+  const models::ModelFamily& family = models::family_of(c.model);
   models::ModelConfig mc;
   mc.name = c.model;
+  mc.resolution = c.res;
   mc.num_classes = spec.ref_num_classes;
   mc.in_channels = spec.ref_in_channels;
   torch::manual_seed(0);
@@ -53,8 +48,15 @@ ModelBench::ModelBench(const BenchCase& c) {
     torch::NoGradGuard ng;
     for (auto& p : model->named_parameters())
       if (p.key().find("skip_gain") != std::string::npos) p.value().fill_(0.5);  // every branch's backward runs
+    // A zero-initialised head (big_vision's ViT) would leave the body's gradients zero: give it small weights.
+    for (auto& p : model->named_parameters())
+      if (p.key().rfind(family.head_prefix(), 0) == 0 && p.value().dim() == 2 && p.value().abs().max().item<double>() == 0)
+        p.value().normal_(0.0, 0.01);
   }
-  s_ = std::make_unique<State>(mc, model);
+  // The family's optimiser, as the trainer uses it (NFNets SGD+AGC, ViTs AdamW with global-norm clipping).
+  optim::OptimizerConfig oc = family.train_defaults().optimizer;
+  oc.adamw.peak_lr = 1e-3;
+  s_ = std::make_unique<State>(mc, model, oc);
   data::Batch batch;
   batch.images = torch::randn({c.batch, mc.in_channels, c.res, c.res});  // [B, C, R, R]
   batch.labels = torch::randint(0, mc.num_classes, {c.batch});           // [B]
@@ -69,6 +71,7 @@ ModelBench::~ModelBench() = default;
 
 int64_t ModelBench::classes() const { return s_->config.num_classes; }
 int64_t ModelBench::in_channels() const { return s_->config.in_channels; }
+std::string ModelBench::optimizer_kind() const { return s_->opt->kind(); }
 
 double ModelBench::train_rate(bool fused, int steps, const StepSetting& st, std::vector<double>* opt_ms) {
   models::set_fused_ops(fused);
@@ -76,9 +79,9 @@ double ModelBench::train_rate(bool fused, int steps, const StepSetting& st, std:
   const auto t0 = Clock::now();
   double opt_s = 0.0;
   for (int i = 0; i < steps; ++i) {
-    train::accumulate_gradients(*s_->model, s_->micro, s_->batch, st.bf16, st.channels_last, s_->opt);
+    train::accumulate_gradients(*s_->model, s_->micro, s_->batch, st.bf16, st.channels_last, *s_->opt);
     const auto t1 = Clock::now();
-    s_->opt.step(1e-3);
+    s_->opt->step(1e-3);
     opt_s += seconds_since(t1);
   }
   if (opt_ms) opt_ms->push_back(1e3 * opt_s / steps);

@@ -1,5 +1,5 @@
 // model_bench.h - nfscale's side of `nfscale bench`: one model with its optimiser and a synthetic batch, timed the
-// way the trainer runs it (train::accumulate_gradients, then SgdAgc::step) and in inference (eval, InferenceMode,
+// way the trainer runs it (train::accumulate_gradients, then the family's optimiser step) and in inference (eval, InferenceMode,
 // optional bf16 autocast), in any step setting, with the fused ops on or off.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -18,13 +18,13 @@ namespace nfscale::perf {
 class ModelBench {
  public:
   // Builds c.model (seed 0; reference classes and input channels; skip gains 0.5 so every branch's backward does
-  // real work), an SgdAgc over its parameters and one random batch [c.batch, C, c.res, c.res] with soft targets.
+  // real work; a zero-initialised head gets small random weights), the family's optimiser (train_defaults) and one random batch [c.batch, C, c.res, c.res] with soft targets.
   explicit ModelBench(const BenchCase& c);
   ~ModelBench();
 
-  // Images/s of `steps` training steps (forward, soft-target cross-entropy, backward, SgdAgc step at lr 1e-3),
+  // Images/s of `steps` training steps (forward, soft-target cross-entropy, backward, optimiser step at lr 1e-3),
   // with the fused ops switched to `fused` (the caller restores the switch). opt_ms, when given, receives the mean
-  // SgdAgc step time of this call in ms.
+  // optimiser step time of this call in ms.
   double train_rate(bool fused, int steps, const StepSetting& setting, std::vector<double>* opt_ms = nullptr);
   // Images/s of `steps` inference batches.
   double infer_rate(bool fused, int steps, const StepSetting& setting);
@@ -38,6 +38,7 @@ class ModelBench {
   const models::ModelCost& cost() const { return cost_; }
   int64_t classes() const;
   int64_t in_channels() const;
+  std::string optimizer_kind() const;  // "sgd_agc" | "adamw"
 
  private:
   struct State;

@@ -87,22 +87,18 @@ std::string find_peer_script(const std::string& given) {
   return "";
 }
 
-nlohmann::json peer_architecture(const models::ModelSpecInfo& spec, int64_t classes, int64_t in_channels, int64_t res,
+std::string family_peer_script(const std::string& nfnet_script, const std::string& model) {
+  const std::string family = models::family_of(model).name();
+  if (family == "nfnet") return nfnet_script;
+  return (fs::path(nfnet_script).parent_path() / ("peer_" + family + ".py")).string();
+}
+
+nlohmann::json peer_architecture(const std::string& model, int64_t classes, int64_t in_channels, int64_t res,
                                  int64_t batch, int threads) {
-  return {{"depths", spec.depths},
-          {"widths", spec.widths},
-          {"stem_widths", spec.stem_widths},
-          {"group_width", spec.group_width},
-          {"bottleneck_ratio", spec.bottleneck_ratio},
-          {"se_ratio", spec.se_ratio},
-          {"alpha", spec.alpha},
-          {"final_conv_mult", spec.final_conv_mult},
-          {"dropout", spec.dropout},
-          {"classes", classes},
-          {"in_channels", in_channels},
-          {"res", res},
-          {"batch", batch},
-          {"threads", threads}};
+  nlohmann::json arch = models::family_of(model).spec_json(model);
+  arch.update(nlohmann::json{
+      {"classes", classes}, {"in_channels", in_channels}, {"res", res}, {"batch", batch}, {"threads", threads}});
+  return arch;
 }
 
 }  // namespace nfscale::perf

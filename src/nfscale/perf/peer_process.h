@@ -1,5 +1,5 @@
-// peer_process.h - the Python peer of `nfscale bench` (bench/peer_nfnet.py) as a child process spoken to in JSON
-// lines over two pipes, how to find its script, and the architecture description it builds its network from.
+// peer_process.h - the Python peer of `nfscale bench` (bench/peer_nfnet.py, peer_vit.py) as a child process spoken
+// to in JSON lines over two pipes, how to find its script, and the architecture description it builds its network from.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -8,10 +8,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
-
-namespace nfscale::models {
-struct ModelSpecInfo;
-}
 
 namespace nfscale::perf {
 
@@ -43,10 +39,12 @@ class PeerProcess {
 // `given` when not empty; else bench/peer_nfnet.py relative to the working directory or to the binary
 // (build/bin/../../bench). "" when not found.
 std::string find_peer_script(const std::string& given);
+// The peer of `model`'s family: peer_<family>.py in the folder of `nfnet_script` (the NFNet peer itself for NFNets).
+std::string family_peer_script(const std::string& nfnet_script, const std::string& model);
 
-// The JSON object the peer builds its network from: the member's architecture fields plus classes, input
-// channels, resolution, batch and intra-op threads.
-nlohmann::json peer_architecture(const models::ModelSpecInfo& spec, int64_t classes, int64_t in_channels, int64_t res,
+// The JSON object the peer builds its network from: the family's full spec of `model` (a name or JSON spec;
+// models/family.h spec_json) plus classes, input channels, resolution, batch and intra-op threads.
+nlohmann::json peer_architecture(const std::string& model, int64_t classes, int64_t in_channels, int64_t res,
                                  int64_t batch, int threads);
 
 }  // namespace nfscale::perf

@@ -36,7 +36,7 @@ void check_stored_weights(const std::string& path, PretrainedSource& s) {
   weights::ImportOptions lax;
   lax.strict = false;  // the classifier is replaced anyway
   weights::import_weights(*b.model, set, lax, "--from " + path);
-  s.model = b.spec.name;
+  s.model = b.config.name;
   s.in_channels = b.config.in_channels;
   if (s.ws_form.empty()) s.ws_form = b.config.ws_form;
   if (s.activation.empty() && (set.metadata.count("activation") || b.convention != "nfscale"))
@@ -96,7 +96,7 @@ PretrainedSource resolve_source(const std::string& from, const std::string& mode
   } else {
     s.weights_path = from;  // --model, or the model named in the file's metadata (safetensors from `nfscale export`)
   }
-  if (!s.model.empty()) models::model_spec(s.model);  // UserError listing valid names
+  if (!s.model.empty()) models::model_info(s.model);  // UserError listing valid names
   check_stored_weights(s.weights_path, s);
   return s;
 }

@@ -6,13 +6,13 @@
 #include <torch/torch.h>
 
 #include "nfscale/optim/ema.h"
-#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/optim/optimizer.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
-#include "nfscale/weights/format.h"
-#include "nfscale/weights/model_io.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/layers.h"
+#include "nfscale/weights/format.h"
+#include "nfscale/weights/model_io.h"
 
 namespace nfscale::train {
 
@@ -67,13 +67,14 @@ int64_t check_checkpoint_format(const std::string& path, torch::serialize::Input
   return v;
 }
 
-void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::SgdAgc& optimizer,
+void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::Optimizer& optimizer,
                      const optim::Ema* ema, const LoopState& s) {
   torch::serialize::OutputArchive root;
   torch::serialize::OutputArchive model_ar, optim_ar, state_ar, meta_ar;
-  weights::write_flat_archive(model_ar, model_set(model));
+  weights::write_flat_archive(model_ar, model_set(model, {{"names", "nfscale"}, {"producer", "nfscale"}}));
   meta_ar.write("ws_form", c10::IValue(model_ws_form(model)));
   optimizer.save(optim_ar);
+  optim_ar.write("kind", c10::IValue(optimizer.kind()));
   state_ar.write("format", scalar_i64(kFormatVersion));
   state_ar.write("step", scalar_i64(s.step));
   state_ar.write("position", scalar_i64(s.position));
@@ -92,7 +93,7 @@ void save_checkpoint(const std::string& path, models::ClassifierImpl& model, con
   write_file_atomic(path, archive_bytes(root));
 }
 
-LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::SgdAgc& optimizer,
+LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::Optimizer& optimizer,
                           optim::Ema* ema) {
   torch::serialize::InputArchive root;
   load_archive(path, root);
@@ -108,6 +109,11 @@ LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model
             path + ": checkpoint was trained with the " + ws_form + " weight standardisation but the run's config says " +
                 model_ws_form(model) + "; set ws_form to " + ws_form + " in config.json (or --ws-form)");
     weights::import_weights(model, weights::read_flat_archive(model_ar), {"nfscale", true}, path);
+    c10::IValue kind;  // absent in checkpoints written before the Optimizer seam: those were all SGD+AGC
+    const std::string saved_kind = optim_ar.try_read("kind", kind) && kind.isString() ? kind.toStringRef() : "sgd_agc";
+    require(saved_kind == optimizer.kind(),
+            path + ": field 'optimizer.kind' is '" + saved_kind + "' but this run uses '" + optimizer.kind() +
+                "'; resume with the original --optimizer, or start a new --run-dir");
     optimizer.load(optim_ar);
     if (ema) {
       torch::serialize::InputArchive ema_ar;

@@ -12,7 +12,7 @@ namespace nfscale::models {
 class ClassifierImpl;
 }
 namespace nfscale::optim {
-class SgdAgc;
+class Optimizer;
 class Ema;
 }
 
@@ -26,13 +26,14 @@ struct LoopState {
   int64_t total_steps = 0;    // for a consistency check on resume
 };
 
-// Writes model + optimiser (+ EMA if non-null) + state to `path` atomically.
-void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::SgdAgc& optimizer,
+// Writes model + optimiser (its kind recorded) (+ EMA if non-null) + state to `path` atomically.
+void save_checkpoint(const std::string& path, models::ClassifierImpl& model, const optim::Optimizer& optimizer,
                      const optim::Ema* ema, const LoopState& state);
 
 // Loads a checkpoint written by save_checkpoint. Throws UserError naming the file if it is unreadable, of an unknown
-// format version (check_checkpoint_format), of another WS form than the model, or does not match the model.
-LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::SgdAgc& optimizer,
+// format version (check_checkpoint_format), of another WS form than the model, does not match the model, or records
+// another optimiser kind than optimizer.kind() (checkpoints without a recorded kind were written by SGD+AGC).
+LoopState load_checkpoint(const std::string& path, models::ClassifierImpl& model, optim::Optimizer& optimizer,
                           optim::Ema* ema);
 
 // Loads only the model weights from a checkpoint, weights.pt or .safetensors file (nfscale or timm names, detected).

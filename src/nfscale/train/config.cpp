@@ -10,7 +10,7 @@ namespace nfscale::train {
 // One list of fields drives both directions of the JSON mapping.
 #define NFSCALE_TRAIN_FIELDS(X)                                                                          \
   X(model) X(data) X(test_data) X(holdout) X(train_examples) X(eval_ema) X(resolution) X(eval_resolution) X(channels) X(epochs) X(batch) \
-  X(micro_batch) X(lr) X(absolute_lr) X(warmup_epochs) X(momentum) X(nesterov) X(weight_decay) X(clip)     \
+  X(micro_batch) X(optimizer) X(lr) X(absolute_lr) X(warmup_epochs) X(momentum) X(nesterov) X(weight_decay) X(clip) X(beta1) X(beta2) X(adam_eps) X(decay_convention) X(pos_embed_resample) \
   X(label_smoothing) X(ema_decay) X(stochastic_depth) X(dropout) X(activation) X(ws_form) X(precision)                \
   X(channels_last) X(device) X(sam_rho) X(sam_adaptive) X(augment) X(crop_min_area) X(flip) X(randaugment_layers)    \
   X(randaugment_magnitude) X(mixup) X(cutmix) X(multiplicity) X(seed) X(loader_threads) X(eval_every)      \
@@ -60,10 +60,18 @@ void TrainConfig::validate() const {
   require(multiplicity >= 1, field("multiplicity", "must be >= 1"));
   require(micro() % multiplicity == 0,
           field("multiplicity", "must divide the micro-batch (" + std::to_string(micro()) + ")"));
-  require(lr > 0, field("lr", "must be > 0"));
+  require(lr >= 0, field("lr", "must be > 0 (or 0 for the model family's default)"));
+  require(optimizer == "auto" || optimizer == "sgd_agc" || optimizer == "adamw",
+          field("optimizer", "must be one of auto, sgd_agc, adamw"));
+  require(beta1 >= 0 && beta1 < 1, field("beta1", "must be in [0, 1)"));
+  require(beta2 >= 0 && beta2 < 1, field("beta2", "must be in [0, 1)"));
+  require(adam_eps > 0, field("adam_eps", "must be > 0"));
+  require(decay_convention == "big_vision" || decay_convention == "torch",
+          field("decay_convention", "must be big_vision or torch"));
+  require(pos_embed_resample == "bilinear" || pos_embed_resample == "bicubic",
+          field("pos_embed_resample", "must be bilinear or bicubic"));
   require(warmup_epochs >= 0, field("warmup_epochs", "must be >= 0"));
   require(momentum >= 0 && momentum < 1, field("momentum", "must be in [0, 1)"));
-  require(weight_decay >= 0, field("weight_decay", "must be >= 0"));
   require(label_smoothing >= 0 && label_smoothing < 1, field("label_smoothing", "must be in [0, 1)"));
   require(ema_decay < 1, field("ema_decay", "must be < 1 (<= 0 disables the EMA)"));
   require(stochastic_depth >= 0 && stochastic_depth < 1, field("stochastic_depth", "must be in [0, 1)"));

@@ -10,7 +10,7 @@ namespace nfscale::train {
 
 struct TrainConfig {
   // What to train.
-  std::string model;             // registry name, e.g. "mini-F0" or "F0"
+  std::string model;             // registry name, e.g. "mini-F0", "F0", "mini-ViT-S", or a JSON model spec
   std::string data = "fashion-mnist";       // data spec "kind[:path]" for the training set
   std::string test_data;         // data spec for the test set ("" = same kind, split test, when available)
   int64_t holdout = 0;           // examples carved from the training set for held-out evaluation (0 = none)
@@ -25,14 +25,21 @@ struct TrainConfig {
   int64_t batch = 128;           // effective batch (examples per optimiser step)
   int64_t micro_batch = 0;       // examples per forward/backward (0 = batch); batch must be a multiple
 
-  // Optimisation (reference recipe; see docs/optim.md).
-  double lr = 0.1;               // base LR at batch 256: LR = lr * batch / 256 (unless absolute_lr)
+  // Optimisation (the model family's recipe; see docs/optim.md). "Family default" values are resolved when the run
+  // starts (resolve_recipe in trainer.h) and the run dir's config.json stores the resolved ones.
+  std::string optimizer = "auto";  // auto (the family's: sgd_agc for NFNets, adamw for ViTs) | sgd_agc | adamw
+  double lr = 0.0;               // base LR at batch 256: LR = lr * batch / 256 (unless absolute_lr); 0 = family
+                                 // default (NFNet 0.1, ViT 2.5e-4)
   bool absolute_lr = false;      // treat lr as the absolute LR
   double warmup_epochs = 0.0;    // linear warm-up length in epochs (clamped below the total)
-  double momentum = 0.9;
-  bool nesterov = true;
-  double weight_decay = 2e-5;
-  double clip = 0.01;            // AGC clipping threshold (<= 0 disables AGC)
+  double momentum = 0.9;         // sgd_agc
+  bool nesterov = true;          // sgd_agc
+  double weight_decay = -1.0;    // < 0 = family default (sgd_agc: 2e-5 added after clipping; adamw: 1e-4 decoupled)
+  double clip = -1.0;            // < 0 = family default; 0 disables. sgd_agc: AGC threshold (0.01); adamw: maximum
+                                 // global gradient norm (1.0)
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;  // adamw
+  std::string decay_convention = "big_vision";         // adamw: big_vision (p -= lr/peak*wd*p) | torch (p -= lr*wd*p)
+  std::string pos_embed_resample = "bicubic";          // ViT: bilinear | bicubic, when the resolution changes
   double label_smoothing = 0.1;
   double ema_decay = 0.99999;    // <= 0 disables the EMA
   double stochastic_depth = 0.0;

@@ -6,7 +6,7 @@
 #include "nfscale/data/loader.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/memory_format.h"
-#include "nfscale/optim/sgd_agc.h"
+#include "nfscale/optim/optimizer.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/util/device.h"
 
@@ -20,7 +20,7 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 }
 
 double accumulate_gradients(models::ClassifierImpl& model, const std::vector<data::Batch>& micro_batches,
-                            int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt) {
+                            int64_t batch, bool bf16, bool channels_last, optim::Optimizer& opt) {
   opt.clear_grads();  // the first backward hands its gradient buffers over (no fill + add pass)
   double loss_sum = 0.0;
   const torch::Device device = module_device(model);

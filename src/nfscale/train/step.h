@@ -14,7 +14,7 @@ namespace nfscale::data {
 struct Batch;
 }
 namespace nfscale::optim {
-class SgdAgc;
+class Optimizer;
 }
 
 namespace nfscale::train {
@@ -31,6 +31,6 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 // bf16 autocast scope when bf16 is true. Returns the (weighted) mean loss. The model's train/eval mode and the
 // random streams (dropout, stochastic depth) are the caller's: it seeds them before calling.
 double accumulate_gradients(models::ClassifierImpl& model, const std::vector<data::Batch>& micro_batches,
-                            int64_t batch, bool bf16, bool channels_last, optim::SgdAgc& opt);
+                            int64_t batch, bool bf16, bool channels_last, optim::Optimizer& opt);
 
 }  // namespace nfscale::train

@@ -1,5 +1,6 @@
-// trainer.h - the pre-training / fine-tuning loop: SGD + AGC on accumulated micro-batches, cosine schedule over a
-// (fractional) epoch budget, EMA, bf16, atomic checkpoints with exact resume, metrics, progress and evaluation.
+// trainer.h - the pre-training / fine-tuning loop: the model family's optimiser (SGD + AGC for NFNets, AdamW for
+// ViTs) on accumulated micro-batches, warm-up + cosine schedule over a (fractional) epoch budget, EMA, SAM, bf16,
+// atomic checkpoints with exact resume, metrics, progress and evaluation.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -7,6 +8,7 @@
 
 #include "nfscale/train/config.h"
 #include "nfscale/train/evaluate.h"
+#include "nfscale/train/recipe.h"  // resolve_precision, resolve_recipe (resolved once per run dir)
 
 #include "nfscale/util/error.h"
 
@@ -52,14 +54,6 @@ struct TrainResult {
 // Runs (or, with resume=true and a checkpoint present, continues) the training described by `config`.
 // Writes <run_dir>/config.json, checkpoint.pt, metrics.jsonl, and on completion weights.pt and result.json.
 TrainResult run_training(const TrainConfig& config, bool resume, const TrainHooks& hooks = {});
-
-// True if the CPU supports avx512_bf16 (native bf16 GEMMs: bf16 autocast pays off for the full-size members).
-bool cpu_has_bf16();
-
-// Resolves precision "auto" for `model` (a registry name): "bf16" for the full-size members (F0..F7, F+) on a CPU
-// with avx512_bf16, "fp32" for the mini ladder or without avx512_bf16. "fp32"/"bf16" are returned unchanged.
-// run_training resolves it once at the start and stores the result in the run dir's config.json.
-std::string resolve_precision(const std::string& precision, const std::string& model);
 
 nlohmann::json to_json(const TrainResult& r);
 nlohmann::json to_json(const EvalPoint& p);

@@ -10,6 +10,7 @@
 
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/nfnet.h"
+#include "nfscale/models/vit.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::weights {
@@ -35,6 +36,7 @@ size_t covered(const std::vector<MappedTensor>& names, const std::set<std::strin
 
 std::string family_of(models::ClassifierImpl& model) {
   if (dynamic_cast<models::NFNetImpl*>(&model)) return "nfnet";
+  if (dynamic_cast<models::ViTImpl*>(&model)) return "vit";
   throw std::logic_error("family_of: model " + model.name() + " is of a family with no weights support (model_io.cpp)");
 }
 
@@ -46,11 +48,14 @@ std::string detect_convention(models::ClassifierImpl& model, const WeightSet& se
     return it->second;
   std::set<std::string> in_file;
   for (const auto& t : set.tensors) in_file.insert(t.name);
+  // Where two conventions name the tensors alike (ViTs: nfscale's names are timm's), a file nfscale did not write
+  // (no "producer" metadata) is taken as the other tool's, so its convention defaults (timm's GELU) apply.
+  const bool ours = set.metadata.count("producer") && set.metadata.at("producer") == "nfscale";
   std::string best = "nfscale";
   size_t best_n = 0;
   for (const auto& c : conventions) {
     const size_t n = covered(name_map(family, c).map(model), in_file);
-    if (n > best_n) best = c, best_n = n;
+    if (n > best_n || (n == best_n && n > 0 && !ours && c != "nfscale")) best = c, best_n = n;
   }
   return best;
 }
@@ -79,15 +84,18 @@ ImportReport import_weights(models::ClassifierImpl& model, const WeightSet& set,
       continue;
     }
     used.insert(m.external);
-    if (it->second.sizes().vec() != m.external_shape) {
+    torch::Tensor stored = it->second;
+    if (stored.sizes().vec() != m.external_shape && own.at(m.internal).sizes().vec() == m.external_shape)
+      stored = model.adapt_loaded(m.internal, stored);  // e.g. a ViT position embedding of another grid: resampled
+    if (stored.sizes().vec() != m.external_shape) {
       if (o.strict || !is_head)
-        misshaped.push_back(m.external + " (file " + shape_str(it->second.sizes().vec()) + ", model " +
+        misshaped.push_back(m.external + " (file " + shape_str(stored.sizes().vec()) + ", model " +
                             shape_str(m.external_shape) + ")");
       else report.kept.push_back(m.internal);
       continue;
     }
     const torch::Tensor& dst = own.at(m.internal);
-    copies.emplace_back(dst, it->second.reshape(dst.sizes()));
+    copies.emplace_back(dst, stored.reshape(dst.sizes()));
   }
   std::vector<std::string> unexpected;
   for (const auto& t : set.tensors)
@@ -120,14 +128,16 @@ WeightSet export_weights(models::ClassifierImpl& model, const std::string& conve
 }
 
 Metadata model_metadata(models::ClassifierImpl& model, const models::ModelConfig& config, const std::string& convention) {
-  return {{"family", family_of(model)},
-          {"model", model.name()},
+  Metadata meta = {{"family", family_of(model)},
+          {"model", config.name.empty() ? model.name() : config.name},
           {"num_classes", std::to_string(model.num_classes())},
           {"in_channels", std::to_string(model.in_channels())},
           {"activation", config.activation},
           {"ws_form", config.ws_form},
           {"names", convention},
           {"producer", "nfscale"}};
+  if (config.resolution > 0) meta["resolution"] = std::to_string(config.resolution);  // a ViT's position grid
+  return meta;
 }
 
 }  // namespace nfscale::weights

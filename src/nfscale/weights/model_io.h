@@ -16,7 +16,7 @@ struct ModelConfig;
 
 namespace nfscale::weights {
 
-// The family of a built model ("nfnet"); the place a new family adds its line.
+// The family of a built model ("nfnet", "vit"); the place a new family adds its line.
 std::string family_of(models::ClassifierImpl& model);
 
 // The convention ("nfscale" or "timm") whose names cover most of `set`'s tensors for this model (metadata "names"
@@ -46,7 +46,8 @@ ImportReport import_weights(models::ClassifierImpl& model, const WeightSet& set,
 WeightSet export_weights(models::ClassifierImpl& model, const std::string& convention, const Metadata& metadata = {});
 
 // Metadata describing the model, written into exported files and read back by build_for_weights (model_source.h):
-// family, model, num_classes, in_channels, activation, ws_form, names, producer.
+// family, model (config.name: a registry name or spec JSON), num_classes, in_channels, activation, ws_form, names,
+// producer, and resolution when config.resolution is set (the grid a ViT's position embedding was built for).
 Metadata model_metadata(models::ClassifierImpl& model, const models::ModelConfig& config, const std::string& convention);
 
 }  // namespace nfscale::weights

@@ -5,19 +5,23 @@
 
 #include "nfscale/models/classifier.h"
 #include "nfscale/util/error.h"
+#include "nfscale/models/nfnet_family.h"
+#include "nfscale/models/vit_family.h"
 #include "nfscale/weights/nfnet_names.h"
 
 namespace nfscale::weights {
 namespace {
 
-// One row per family: its classifier prefix and its timm map. A ViT family adds {"vit", "head.", its map}.
+// One row per family: its identity map (with the family's classifier prefix) and its timm map.
 struct FamilyRow {
   std::string family;
   std::shared_ptr<NameMap> nfscale, timm;
 };
 const std::vector<FamilyRow>& rows() {
   static const std::vector<FamilyRow> r = {
-      {"nfnet", std::make_shared<NfscaleNameMap>("nfnet", "fc."), std::make_shared<NfnetTimmNameMap>()},
+      {"nfnet", std::make_shared<NfscaleNameMap>("nfnet", models::nfnet_family().head_prefix()),
+       std::make_shared<NfnetTimmNameMap>()},
+      {"vit", std::make_shared<NfscaleNameMap>("vit", models::vit_family().head_prefix()), nullptr},
   };
   return r;
 }

@@ -29,11 +29,11 @@ struct ConventionDefaults {
 class NameMap {
  public:
   virtual ~NameMap() = default;
-  virtual std::string family() const = 0;      // "nfnet"
+  virtual std::string family() const = 0;      // "nfnet" | "vit"
   virtual std::string convention() const = 0;  // "nfscale" | "timm"
   // Every parameter and buffer of `model`, in the model's order, with its external name and shape.
   virtual std::vector<MappedTensor> map(models::ClassifierImpl& model) const = 0;
-  // Internal-name prefix of the classifier head ("fc." for NFNets): what a fine-tune may replace.
+  // Internal-name prefix of the classifier head ("fc." for NFNets, "head." for ViTs): what a fine-tune may replace.
   virtual std::string classifier_prefix() const = 0;
   virtual ConventionDefaults defaults() const { return {}; }
 };
