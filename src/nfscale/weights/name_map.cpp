@@ -8,6 +8,7 @@
 #include "nfscale/models/nfnet_family.h"
 #include "nfscale/models/vit_family.h"
 #include "nfscale/weights/nfnet_names.h"
+#include "nfscale/weights/vit_names.h"
 
 namespace nfscale::weights {
 namespace {
@@ -21,7 +22,8 @@ const std::vector<FamilyRow>& rows() {
   static const std::vector<FamilyRow> r = {
       {"nfnet", std::make_shared<NfscaleNameMap>("nfnet", models::nfnet_family().head_prefix()),
        std::make_shared<NfnetTimmNameMap>()},
-      {"vit", std::make_shared<NfscaleNameMap>("vit", models::vit_family().head_prefix()), nullptr},
+      {"vit", std::make_shared<NfscaleNameMap>("vit", models::vit_family().head_prefix()),
+       std::make_shared<VitTimmNameMap>()},
   };
   return r;
 }
