@@ -19,13 +19,13 @@
 # Layer self-checks: `peer_nfnet.py --self-check` compares each fast layer with the plain formula in float64.
 import json
 import math
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from peer_loop import serve, timed
 
 GAMMA_GELU = 1.7015043497085571
 WS_EPS = 1e-4  # nfscale: w_hat = gain * (w - mean) / sqrt(max(var * fan_in, 1e-4))
@@ -379,12 +379,6 @@ def main():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(state["x"])
 
-    def timed(fn, n):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return time.perf_counter() - t0
-
     def time_config(c, kind):
         cfg["train"] = cfg["infer"] = c
         model.train()
@@ -431,21 +425,7 @@ def main():
     tried = {k: {"/".join(c): s for c, s in v.items()} for k, v in times.items()}
     print(json.dumps({"ready": True, "params": params, "gelu": describe["train"], "config": describe,
                       "self_check": checks, "tried_step_s": tried, "torch": torch.__version__}), flush=True)
-    for line in sys.stdin:
-        c = json.loads(line)
-        if c["cmd"] == "train":
-            model.train()
-            print(json.dumps({"seconds": timed(train_step, c["steps"])}), flush=True)
-        elif c["cmd"] == "infer":
-            model.eval()
-            s = timed(infer_step, c["steps"])
-            model.train()
-            print(json.dumps({"seconds": s}), flush=True)
-        elif c["cmd"] == "info":
-            print(json.dumps({"params": params, "config": describe,
-                              "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
-        else:
-            break
+    serve(model, train_step, infer_step, params, describe)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@
 #   {"cmd":"info"} -> {"params":..,"config":{"train":..,"infer":..},"maxrss_kb":..}   {"cmd":"quit"}
 # On start-up it prints {"ready":true,...} after building and warming up.
 import json
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from peer_loop import serve, timed
 
 
 class Block(nn.Module):
@@ -94,12 +94,6 @@ def main():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(x)
 
-    def timed(fn, n):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return time.perf_counter() - t0
-
     times = {"train": {}, "infer": {}}
     for c in ("fp32", "bf16"):
         cfg["train"] = cfg["infer"] = c
@@ -114,21 +108,7 @@ def main():
         cfg[k] = min(times[k], key=times[k].get)
     print(json.dumps({"ready": True, "params": params, "config": cfg, "tried_step_s": times,
                       "torch": torch.__version__}), flush=True)
-    for line in sys.stdin:
-        c = json.loads(line)
-        if c["cmd"] == "train":
-            model.train()
-            print(json.dumps({"seconds": timed(train_step, c["steps"])}), flush=True)
-        elif c["cmd"] == "infer":
-            model.eval()
-            s = timed(infer_step, c["steps"])
-            model.train()
-            print(json.dumps({"seconds": s}), flush=True)
-        elif c["cmd"] == "info":
-            print(json.dumps({"params": params, "config": cfg,
-                              "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
-        else:
-            break
+    serve(model, train_step, infer_step, params, cfg)
 
 
 if __name__ == "__main__":
