@@ -120,6 +120,16 @@ TEST(DedupRun, SetupDataRemovesExactlyThePlantedCopiesBeforeTheSubset) {
   // Deterministic: a second setup gives the same indices.
   EXPECT_EQ(setup_data(c).train_indices, d.train_indices);
 
+  // A test-data spec with a path but no split suffix means the test split (not the training split again).
+  EXPECT_TRUE(data::has_split_suffix("mnist:/x:train"));
+  EXPECT_FALSE(data::has_split_suffix("mnist:/x"));
+  TrainConfig explicit_test = c;
+  explicit_test.test_data = "mnist:" + p.dir;
+  const RunData e = setup_data(explicit_test);
+  ASSERT_TRUE(e.test_set);
+  EXPECT_EQ(e.test_set->size(), kTest);
+  EXPECT_EQ(e.dedup.removed, p.copies);
+
   // Off: nothing removed.
   TrainConfig off = c;
   off.dedup = "off";
@@ -226,7 +236,7 @@ TEST(DedupRun, CliReportsBothCountsAndTrainPrintsOneLine) {
   NFSCALE_REQUIRE_BINARY();
   const Planted p = planted_data("dedup_cli");
   const std::string dir = fresh_dir("dedup_cli_out"), spec = "mnist:" + p.dir;
-  CliResult json = run_cli({"dedup", "--data", spec, "--against", spec, "--holdout", "20", "--json"}, dir);
+  CliResult json = run_cli({"dedup", "--data", spec, "--against", spec, "--holdout", "20", "--json"}, dir);  // test split
   ASSERT_EQ(json.code, 0) << json.err;
   const nlohmann::json j = nlohmann::json::parse(json.out);
   ASSERT_EQ(j["reports"].size(), 2u);

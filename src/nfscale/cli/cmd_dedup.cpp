@@ -132,7 +132,7 @@ void run(const DedupCliOptions& o) {
                        train});
   if (!o.against.empty()) {
     data::DataSpec other_spec = data::parse_data_spec(o.against, "--against");
-    if (o.against.find(':') == std::string::npos) other_spec.split = "test";  // as `train --test-data`
+    if (!data::has_split_suffix(o.against)) other_spec.split = "test";  // as `train --test-data`
     auto other = data::open_dataset(other_spec);
     reports.push_back({o.against + " (" + other_spec.split + " split)", "against",
                        data::dedup_fingerprints(train_fp, data::fingerprint_dataset(*other, {}, opts), opts), other});
@@ -180,7 +180,7 @@ const RegisterCommand kRegister(75, [](CLI::App& root) {
   cmd->add_option("--data", opts->data, "Training data spec as for `train --data` (kind[:path[:split]])")
       ->capture_default_str();
   cmd->add_option("--against", opts->against,
-                  "Data to compare with; without ':' its test split (e.g. fashion-mnist = Fashion-MNIST test)");
+                  "Data to compare with; its test split unless the spec ends in :train or :test (fashion-mnist = its test split)");
   cmd->add_option("--holdout", opts->holdout,
                   "Also compare with the held-out images carved from --data as `train --holdout N` does");
   cmd->add_option("--threshold", d.threshold,

@@ -117,20 +117,23 @@ RunDedup memo_dedup(const TrainConfig& c, const RunData& d) {
     return r;
   }
   // Then the on-disk cache (dedup_cache.h), keyed by the pixels, the index lists and the options.
+  const auto t0 = std::chrono::steady_clock::now();
   const std::string disk_key = dedup_cache_key(*d.train_set, d.train_indices, d.holdout_indices, d.test_set.get(),
                                                data::DedupOptions{});
-  const auto t0 = std::chrono::steady_clock::now();
-  RunDedup r;
   if (std::optional<nlohmann::json> cached = read_dedup_cache(disk_key)) {
     cached->erase("cache_key");
-    r = from_record(*cached, d, "the dedup cache entry " + disk_key);
-    r.from_record = false;
-    r.cached = true;
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  } else {
-    r = compute_dedup(d);
-    write_dedup_cache(disk_key, r.record);
+    try {
+      RunDedup r = from_record(*cached, d, "dedup cache entry " + disk_key);
+      r.from_record = false;
+      r.cached = true;
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return memo.emplace(key, r).first->second;
+    } catch (const UserError&) {
+      // An entry that does not fit (cannot happen short of a key collision or a hand edit): recompute it.
+    }
   }
+  RunDedup r = compute_dedup(d);
+  write_dedup_cache(disk_key, r.record);
   return memo.emplace(key, r).first->second;
 }
 
@@ -165,7 +168,7 @@ RunData setup_data(const TrainConfig& c, const std::string& dedup_record) {
     d.test_set = data::open_dataset(ts);
   } else if (!test_text.empty() && test_text != "none") {
     data::DataSpec ts = data::parse_data_spec(test_text, "--test-data");
-    if (test_text.find(':') == std::string::npos || ts.split.empty()) ts.split = "test";
+    if (!data::has_split_suffix(test_text)) ts.split = "test";  // "mnist:DIR" means its test split too
     d.test_set = data::open_dataset(ts);
     require(d.test_set->num_classes() <= d.num_classes,
             "--test-data '" + test_text + "' has more classes than the training data '" + c.data + "'");
