@@ -35,14 +35,6 @@ std::vector<nlohmann::json> train_lines(const std::string& run_dir) {
   return out;
 }
 
-// Stops the run (as a signal would) once `steps` optimiser steps are done: should_stop is polled before each step.
-TrainHooks stop_after(int64_t steps) {
-  auto calls = std::make_shared<int64_t>(0);
-  TrainHooks h;
-  h.should_stop = [calls, steps] { return (*calls)++ >= steps; };
-  return h;
-}
-
 TEST(Budget, FractionalEpochsGiveCeilStepsAndEndAtZeroLr) {
   const int64_t n = 200, batch = 16;
   for (double epochs : {0.25, 0.5}) {
@@ -279,6 +271,7 @@ TEST(Config, JsonRoundTripKeepsEveryField) {
   c.quiet = true;
   c.ws_form = "timm";
   c.device = "cuda:1";
+  c.dedup = "on";
   const nlohmann::json j = to_json(c);
   const nlohmann::json j2 = nlohmann::json::parse(j.dump());  // through text, as config.json is
   const TrainConfig back = config_from_json(j2, "config.json");

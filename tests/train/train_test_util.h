@@ -23,6 +23,7 @@
 
 #include "nfscale/models/registry.h"
 #include "nfscale/train/config.h"
+#include "nfscale/train/trainer.h"
 
 extern char** environ;
 
@@ -72,6 +73,14 @@ inline TrainConfig small_config(const std::string& run_dir, int64_t train_exampl
   c.run_dir = run_dir;
   c.quiet = true;
   return c;
+}
+
+// Stops the run (as a signal would) once `steps` optimiser steps are done: should_stop is polled before each step.
+inline TrainHooks stop_after(int64_t steps) {
+  auto calls = std::make_shared<int64_t>(0);
+  TrainHooks h;
+  h.should_stop = [calls, steps] { return (*calls)++ >= steps; };
+  return h;
 }
 
 // ---- subprocesses ----

@@ -104,6 +104,7 @@ RegisterCommand reg(25, [](CLI::App& root) {
     }
     const std::string weights = a->weights.empty() ? run_weights_path(a->run_dir, a->ema) : a->weights;
     require(fs::exists(weights), weights + " not found: check --weights");
+    cfg.dedup = "off";  // evaluation uses the hold-out and test indices only: no need to recompute the removal
     train::RunData data = train::setup_data(cfg);
     models::ModelConfig mc = train::model_config(cfg, data.num_classes, data.channels);  // a ViT's grid as trained
     mc.init_weights = false;

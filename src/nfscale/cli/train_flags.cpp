@@ -32,6 +32,13 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   g->add_option("--train-examples", c.train_examples,
                 "Train on a fixed seeded subset of this many examples (0 = all; the hold-out is carved first)")
       ->capture_default_str()->group("Data");
+  g->add_option("--dedup", c.dedup,
+                "off | on: on removes from the training set every image that is a confirmed near-duplicate of a "
+                "held-out or test image (pHash candidates within 10 bits, confirmed by a 28x28 pixel check over "
+                "shifts of <= 2 px: correlation >= 0.95, mean |diff| <= 10 and no 4x4 window differing by more "
+                "than 24 grey levels; see `nfscale dedup`, "
+                "docs/data.md); what was removed goes to <run-dir>/dedup.json")
+      ->capture_default_str()->group("Data");
   g->add_option("--res", c.resolution, "Training resolution in pixels")->capture_default_str()->group("Data");
   g->add_option("--eval-res", c.eval_resolution, "Evaluation resolution (0 = training resolution)")
       ->capture_default_str()->group("Data");

@@ -44,6 +44,13 @@ Example Dataset::get(int64_t i) const {
   return Example{to_tensor(raw.image), raw.label};
 }
 
+bool has_split_suffix(const std::string& text) {
+  auto ends = [&](const std::string& suffix) {
+    return text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends(":train") || ends(":test");
+}
+
 DataSpec parse_data_spec(const std::string& text, const std::string& field) {
   DataSpec spec;
   size_t a = text.find(':');

@@ -51,6 +51,9 @@ struct DataSpec {
   std::string split = "train";  // train | test
   bool skip_bad = false;
 };
+// True when `text` names its split explicitly (ends in ":train" or ":test"); a test-data spec without one means
+// the test split ("mnist:DIR" = the t10k files of DIR).
+bool has_split_suffix(const std::string& text);
 
 // Parses "kind", "kind:path" or "kind:path:split" (e.g. "fashion-mnist", "cifar10:/data/cifar:test").
 // Throws UserError naming `field` (e.g. "--data") for an unknown kind or split.

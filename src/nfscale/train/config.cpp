@@ -14,7 +14,8 @@ namespace nfscale::train {
   X(label_smoothing) X(ema_decay) X(stochastic_depth) X(dropout) X(activation) X(ws_form) X(precision)                \
   X(channels_last) X(device) X(sam_rho) X(sam_adaptive) X(augment) X(crop_min_area) X(flip) X(randaugment_layers)    \
   X(randaugment_magnitude) X(mixup) X(cutmix) X(multiplicity) X(seed) X(loader_threads) X(eval_every)      \
-  X(eval_points) X(checkpoint_seconds) X(checkpoint_steps) X(log_every) X(run_dir) X(init_from) X(quiet)
+  X(eval_points) X(checkpoint_seconds) X(checkpoint_steps) X(log_every) X(run_dir) X(init_from) X(quiet) \
+  X(dedup)
 
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;
@@ -84,6 +85,9 @@ void TrainConfig::validate() const {
   require(train_examples >= 0, field("train_examples", "must be >= 0 (0 = all)"));
   require(loader_threads >= 1, field("loader_threads", "must be >= 1"));
   require(!run_dir.empty(), field("run_dir", "is empty: pass --run-dir"));
+  require(dedup == "off" || dedup == "on",
+          field("dedup", "is '" + dedup + "': must be off or on (--dedup on removes confirmed near-duplicates of the "
+                                          "held-out and test images from the training set)"));
 }
 
 }  // namespace nfscale::train

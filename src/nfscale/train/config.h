@@ -76,6 +76,9 @@ struct TrainConfig {
   std::string run_dir;           // where config, checkpoints and metrics go
   std::string init_from;         // initial weights: checkpoint, weights.pt or .safetensors (fine-tuning: classifier replaced)
   bool quiet = false;            // no progress line
+  std::string dedup = "off";     // near-duplicate removal: "on" drops from the training indices every image that is a
+                                 // confirmed near-duplicate of a held-out or test image (data/dedup.h defaults:
+                                 // pHash <= 10 bits, then the pixel check); recorded in <run_dir>/dedup.json
 
   int64_t micro() const { return micro_batch > 0 ? micro_batch : batch; }
   int64_t eval_res() const { return eval_resolution > 0 ? eval_resolution : resolution; }

@@ -145,7 +145,17 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   const RunDir rd = open_run_dir(cfg, resume);  // cfg is now the resolved (or stored) configuration
   const bool bf16 = cfg.precision == "bf16";
 
-  RunData data = setup_data(cfg);
+  // Near-duplicate removal is recorded when a run starts and read back on resume, so a resumed run trains on the
+  // very indices it started with (the sampler's exactly-once-per-epoch order is a function of them).
+  const std::string dedup_path = (fs::path(rd.dir) / "dedup.json").string();
+  RunData data = setup_data(cfg, rd.resuming ? dedup_path : "");
+  if (data.dedup.applied) {
+    if (!data.dedup.from_record) write_file_atomic(dedup_path, data.dedup.record.dump(2) + "\n");
+    if (!cfg.quiet) std::fprintf(stderr, "%s -> %s\n", describe_dedup(data.dedup).c_str(), dedup_path.c_str());
+  } else if (!rd.resuming) {
+    std::error_code ec;
+    fs::remove(dedup_path, ec);  // a record of an earlier run in this directory would describe other indices
+  }
   const int64_t n_train = static_cast<int64_t>(data.train_indices.size());
   require(n_train > 0, "training set '" + cfg.data + "' has no examples left after the hold-out split (holdout=" +
                            std::to_string(cfg.holdout) + "); lower --holdout");
