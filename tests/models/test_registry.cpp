@@ -97,7 +97,7 @@ TEST(Registry, BadConfigFieldsAreUserErrors) {
 
 TEST(Registry, NamesAndSpecsAreConsistent) {
   const auto names = model_names();
-  EXPECT_EQ(names.size(), 16u + 6u + 17u + 5u);  // NFNet members + ladder, ViT members (incl. SoViT) + ladder
+  EXPECT_EQ(names.size(), 16u + 2u + 6u + 17u + 5u);  // NFNet members + nano/micro-F0 + ladder, ViT members (incl. SoViT) + ladder
   EXPECT_EQ(model_spec(default_small_model()).is_ladder, true);
   for (const auto& n : names) {
     EXPECT_EQ(n.find('/'), std::string::npos);  // names are file names

@@ -300,6 +300,26 @@ TEST(Config, UnknownKeyAndWrongTypeNameTheField) {
   }
 }
 
+TEST(Recipe, DefaultNfnetLrKeepsTheAbsoluteLrAt1p6BelowBatch4096AndScalesAbove) {
+  auto resolved = [](const std::string& model, int64_t batch, double lr, bool absolute) {
+    TrainConfig c;
+    c.model = model;
+    c.batch = batch;
+    c.lr = lr;
+    c.absolute_lr = absolute;
+    resolve_recipe(c);
+    return c;
+  };
+  // Absolute LR = lr * batch / 256: 1.6 at batch 32, 128 and 4096; linear above (the paper's rule).
+  for (int64_t b : {32, 128, 4096}) EXPECT_NEAR(resolved("mini-F0", b, 0.0, false).lr * b / 256.0, 1.6, 1e-12) << b;
+  EXPECT_NEAR(resolved("mini-F0", 8192, 0.0, false).lr, 0.1, 1e-12);
+  // An LR the user gave is never changed; nor is an absolute default.
+  EXPECT_EQ(resolved("mini-F0", 32, 0.1, false).lr, 0.1);
+  EXPECT_EQ(resolved("mini-F0", 32, 0.0, true).lr, 0.1);
+  // ViTs keep their own default (AdamW).
+  EXPECT_NEAR(resolved("mini-ViT-S", 32, 0.0, false).lr, 2.5e-4, 1e-12);
+}
+
 TEST(Precision, AutoIsFp32OnTheMiniLadderAndBf16ForFullMembersWithNativeBf16) {
   EXPECT_EQ(resolve_precision("auto", "mini-F3"), "fp32");
   EXPECT_EQ(resolve_precision("auto", "mini-F7+"), "fp32");

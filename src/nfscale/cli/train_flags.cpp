@@ -54,7 +54,7 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
       ->capture_default_str()->group("Optimiser");
   g->add_option("--lr", c.lr,
                 "Base learning rate at batch 256 (LR = lr*batch/256); 0 = the family's (NFNet 0.1 -> 1.6 at 4096, "
-                "ViT 2.5e-4 -> 1e-3 at 1024)")
+                "and absolute 1.6 at any smaller batch, as measured on the ladder; ViT 2.5e-4 -> 1e-3 at 1024)")
       ->capture_default_str()->group("Optimiser");
   g->add_flag("--absolute-lr", c.absolute_lr, "Treat --lr as the absolute learning rate (no batch scaling)")
       ->group("Optimiser");

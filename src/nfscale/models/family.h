@@ -49,6 +49,10 @@ ModelInfo info_from_spec(const Spec& s, const std::string& family) {
 struct TrainDefaults {
   optim::OptimizerConfig optimizer;
   double base_lr = 0.1;
+  // Floor of the default absolute LR at small batches (0 = none): the default base LR is raised to
+  // min_abs_lr * 256 / batch where that is larger, so below the batch min_abs_lr / base_lr * 256 the default
+  // absolute LR stays min_abs_lr instead of shrinking with the batch. Applies to the default only, never to --lr.
+  double min_abs_lr = 0.0;
 };
 
 class ModelFamily {

@@ -45,6 +45,15 @@ constexpr int64_t kLadderMinStem = 8;   // ...but stem convs keep at least this 
 constexpr int64_t kLadderMaxMult = 8;   // the largest paper depth multiplier (F7): it keeps its full depth
 constexpr int64_t kLadderRes = 32;      // train and test resolution of the ladder (28 px inputs also work)
 const char* const kDefaultSmall = "mini-F3";
+// Below mini-F0 the ladder goes on by width alone: micro-F0 and nano-F0 halve every channel count of mini-F0 once
+// and twice (divisors 16 and 32, same depths, group width kept at 16). On Fashion-MNIST mini-F0 is not
+// capacity-limited within the study's budgets, so without smaller members the compute frontier is mini-F0 alone
+// (docs/study.md).
+struct SmallRung {
+  const char* prefix;
+  int64_t divisor;
+};
+const SmallRung kSmallRungs[] = {{"nano", 32}, {"micro", 16}};
 
 // Paper member Fn has depths m * [1,2,6,3] with m = n + 1; the ladder stretches the depth axis quadratically:
 // stage depth d -> max(1, ceil(d * m / 8)), i.e. multiplier m -> m^2 / 8 (F7 keeps its depth, F3 halves,
@@ -81,24 +90,28 @@ std::vector<ModelSpecInfo> make_table() {
       table.push_back(s);
     }
   }
-  for (const char* mirror : kLadderMirrors) {
+  auto ladder_member = [&](const std::string& prefix, const char* mirror, int64_t divisor) {
     auto it = std::find_if(table.begin(), table.end(), [&](const ModelSpecInfo& s) { return s.name == mirror; });
     ModelSpecInfo s = *it;
-    s.name = std::string("mini-") + mirror;
+    s.name = prefix + "-" + mirror;
     s.mirrors = mirror;
     s.is_ladder = true;
     s.depths = ladder_depths(s.depths);
-    s.widths = divided(s.widths, kLadderDivisor);
-    s.stem_widths = divided(s.stem_widths, kLadderDivisor);
+    s.widths = divided(s.widths, divisor);
+    s.stem_widths = divided(s.stem_widths, divisor);
     for (auto& w : s.stem_widths) w = std::max(w, kLadderMinStem);
-    s.group_width = std::max<int64_t>(1, s.group_width / kLadderDivisor);
+    // The group width stays mini's 16 below mini-F0 (narrower bottlenecks become fewer groups, not thinner ones).
+    s.group_width = std::max<int64_t>(1, s.group_width / std::min(divisor, kLadderDivisor));
     s.train_res = kLadderRes;
     s.test_res = kLadderRes;
     s.ref_num_classes = 10;
     s.ref_in_channels = 1;
-    s.note = std::string("ladder member mirroring ") + mirror + (s.name == kDefaultSmall ? " (default small)" : "");
-    table.push_back(s);
-  }
+    s.note = std::string("ladder member mirroring ") + mirror + ", channels / " + std::to_string(divisor) +
+             (s.name == kDefaultSmall ? " (default small)" : "");
+    return s;
+  };
+  for (const auto& rung : kSmallRungs) table.push_back(ladder_member(rung.prefix, "F0", rung.divisor));
+  for (const char* mirror : kLadderMirrors) table.push_back(ladder_member("mini", mirror, kLadderDivisor));
   return table;
 }
 
@@ -113,7 +126,8 @@ std::string nfnet_ladder_rule() {
   os << "mini-X = paper member X with every channel count (stem convs, stage widths, group width) divided by "
      << kLadderDivisor << " and each stage depth d -> max(1, ceil(d*m/" << kLadderMaxMult
      << ")) where m = X's depth multiplier (F0 1, F1 2, F3 4, F7 8); stem convs keep at least " << kLadderMinStem
-     << " channels; train/test at " << kLadderRes << " px";
+     << " channels; train/test at " << kLadderRes << " px; below mini-F0, micro-F0 and nano-F0 divide mini-F0's "
+     << "channel counts by 2 and 4 again (divisors 16 and 32, same depths, group width kept at 16)";
   return os.str();
 }
 
@@ -141,6 +155,10 @@ class NFNetFamily : public ModelFamily {
     TrainDefaults d;  // the reference recipe: SGD + Nesterov 0.9, wd 2e-5 after AGC 0.01, LR 0.1 x batch / 256
     d.optimizer.kind = optim::SgdAgc::kKind;
     d.base_lr = 0.1;
+    // The paper's absolute LR at batch 4096 (0.1 x 4096 / 256 = 1.6) is also the measured optimum of the ladder at
+    // batch 64 and 128 (docs/study.md): with AGC the best step does not shrink with the batch, and linear scaling
+    // left small-batch runs at chance (mini-F0 on digits at batch 32: LR 0.0125).
+    d.min_abs_lr = 1.6;
     return d;
   }
   std::string head_prefix() const override { return "fc."; }

@@ -29,7 +29,8 @@ struct TrainConfig {
   // starts (resolve_recipe in trainer.h) and the run dir's config.json stores the resolved ones.
   std::string optimizer = "auto";  // auto (the family's: sgd_agc for NFNets, adamw for ViTs) | sgd_agc | adamw
   double lr = 0.0;               // base LR at batch 256: LR = lr * batch / 256 (unless absolute_lr); 0 = family
-                                 // default (NFNet 0.1, ViT 2.5e-4)
+                                 // default (NFNet 0.1, raised below batch 4096 to keep the absolute LR at 1.6;
+                                 // ViT 2.5e-4)
   bool absolute_lr = false;      // treat lr as the absolute LR
   double warmup_epochs = 0.0;    // linear warm-up length in epochs (clamped below the total)
   double momentum = 0.9;         // sgd_agc

@@ -1,6 +1,8 @@
 // recipe.cpp - resolution of a run's family-default settings (see recipe.h).
 #include "nfscale/train/recipe.h"
 
+#include <algorithm>
+
 #include "nfscale/models/registry.h"
 #include "nfscale/util/cpu_features.h"
 
@@ -20,7 +22,11 @@ std::string resolve_precision(const std::string& precision, const std::string& m
 void resolve_recipe(TrainConfig& cfg) {
   const models::TrainDefaults d = models::family_of(cfg.model).train_defaults();
   if (cfg.optimizer == "auto") cfg.optimizer = d.optimizer.kind;
-  if (cfg.lr == 0.0) cfg.lr = d.base_lr;
+  if (cfg.lr == 0.0) {
+    cfg.lr = d.base_lr;
+    if (d.min_abs_lr > 0 && !cfg.absolute_lr && cfg.batch > 0)
+      cfg.lr = std::max(cfg.lr, d.min_abs_lr * 256.0 / static_cast<double>(cfg.batch));
+  }
   // Hyper-parameter defaults of the chosen kind (which may differ from the family's default kind).
   const optim::OptimizerConfig kind_defaults;
   const bool adamw = cfg.optimizer == optim::AdamW::kKind;
