@@ -22,6 +22,7 @@ RunDir open_run_dir(TrainConfig& cfg, bool resume) {
   r.weights = (d / "weights.pt").string();
   r.weights_ema = (d / "weights_ema.pt").string();
   r.result = (d / "result.json").string();
+  r.dedup = (d / "dedup.json").string();
   r.resuming = resume && fs::exists(r.checkpoint);
   if (r.resuming && fs::exists(r.config)) {
     // The stored configuration is authoritative on resume, except for logistics that do not change the result.

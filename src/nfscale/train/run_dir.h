@@ -8,7 +8,7 @@
 namespace nfscale::train {
 
 struct RunDir {
-  std::string dir, config, checkpoint, metrics, weights, weights_ema, result;
+  std::string dir, config, checkpoint, metrics, weights, weights_ema, result, dedup;
   bool resuming = false;  // resume was asked and a checkpoint exists
 };
 

@@ -147,7 +147,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
 
   // Near-duplicate removal is recorded when a run starts and read back on resume, so a resumed run trains on the
   // very indices it started with (the sampler's exactly-once-per-epoch order is a function of them).
-  const std::string dedup_path = (fs::path(rd.dir) / "dedup.json").string();
+  const std::string& dedup_path = rd.dedup;
   RunData data = setup_data(cfg, rd.resuming ? dedup_path : "");
   if (data.dedup.applied) {
     if (!data.dedup.from_record) write_file_atomic(dedup_path, data.dedup.record.dump(2) + "\n");
