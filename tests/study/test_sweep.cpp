@@ -1,6 +1,6 @@
 // test_sweep.cpp - the sweep's guarantees on both results-store backends (SQLite, PostgreSQL): a study killed with
 // kill -9 and re-run completes with no trial duplicated or lost and no finished trial repeated; two workers share
-// one store; a dead worker's stale claim is recovered; the adaptive LR search expands; on PostgreSQL, lost server
+// one store; a dead worker's stale claim is recovered; the adaptive LR search expands over per-model budgets; on PostgreSQL, lost server
 // connections mid-trial lose nothing and repeat nothing, and a password in the --db URI appears nowhere a run writes.
 #include <gtest/gtest.h>
 
@@ -182,7 +182,10 @@ TEST_P(SweepTest, AdaptiveLrSearchExpandsUntilBracketedAndOpensTheNextBudget) {
   nlohmann::json j = study_json(dir_);
   j["lrs"] = {0.4};
   j["adaptive_lr"] = true;
-  j["max_lr_trials"] = 3;
+  j["max_lr_trials"] = 4;
+  // The model's own budgets replace the study's: without model_epochs only 0.25 would be swept.
+  j["epochs"] = {0.25};
+  j["model_epochs"] = {{"mini-F0", {0.25, 0.5}}};
   const std::string file = write_study_file(dir_, j);
   ASSERT_EQ(wait_process(spawn(sweep_cmd(file))), 0);
   auto trials = open()->trials("t");
@@ -192,18 +195,24 @@ TEST_P(SweepTest, AdaptiveLrSearchExpandsUntilBracketedAndOpensTheNextBudget) {
     if (t.result) by_budget[t.spec.epochs].push_back({t.spec.lr, t.result->holdout_loss});
   }
   ASSERT_EQ(by_budget.size(), 2u) << "the 0.5-epoch budget should have been opened";
+  auto has_lr = [](const std::vector<std::pair<double, double>>& group, double lr) {
+    for (auto& [l, loss] : group)
+      if (std::fabs(l - lr) < 1e-12) return true;
+    return false;
+  };
   for (auto& [e, group] : by_budget) {
-    EXPECT_GE(group.size(), 2u) << "budget " << e << ": the search should have stepped at least once";
-    EXPECT_EQ(next_adaptive_lr(group, 3), 0.0) << "budget " << e << ": search stopped before it was done";
+    EXPECT_GE(group.size(), 3u) << "budget " << e << ": a group opens with {c/2, c, 2c}";
+    EXPECT_LE(group.size(), 4u) << "budget " << e << ": max_lr_trials exceeded";
+    EXPECT_EQ(next_adaptive_lr(group, 4), 0.0) << "budget " << e << ": search stopped before it was done";
   }
-  // The second budget starts at the first budget's best LR.
+  // The first budget opens around the study's LR, the second around the first budget's best LR.
   auto first = by_budget.begin()->second;
+  for (double lr : {0.2, 0.4, 0.8}) EXPECT_TRUE(has_lr(first, lr)) << "0.25-epoch group lacks LR " << lr;
   const double best = std::min_element(first.begin(), first.end(), [](auto& a, auto& b) {
                         return a.second < b.second;
                       })->first;
-  bool found = false;
-  for (auto& [lr, loss] : by_budget.rbegin()->second) found = found || std::fabs(lr - best) < 1e-12;
-  EXPECT_TRUE(found) << "0.5-epoch search did not start at " << best;
+  for (double lr : {best / 2, best, best * 2})
+    EXPECT_TRUE(has_lr(by_budget.rbegin()->second, lr)) << "0.5-epoch group did not open with LR " << lr;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SweepTest, ::testing::Values(StoreKind::Sqlite, StoreKind::Postgres),
@@ -319,6 +328,11 @@ TEST(AdaptiveLr, StepsByTwoUntilBracketed) {
   EXPECT_EQ(next_adaptive_lr({{0.4, inf}}, 6), 0.2);                       // diverged: go lower
   EXPECT_EQ(next_adaptive_lr({{0.4, 1.0}, {0.2, nan}}, 6), 0);             // outstanding: wait
   EXPECT_EQ(next_adaptive_lr({{0.4, 1.0}, {0.2, 0.9}}, 2), 0);             // trial limit reached
+}
+
+TEST(AdaptiveLr, AGroupOpensWithItsCentreAndBothNeighboursOrTheGivenLrs) {
+  EXPECT_EQ(adaptive_start_lrs({1.6}), (std::vector<double>{0.8, 1.6, 3.2}));
+  EXPECT_EQ(adaptive_start_lrs({0.4, 0.8}), (std::vector<double>{0.4, 0.8}));  // a user's grid is used as given
 }
 
 }  // namespace

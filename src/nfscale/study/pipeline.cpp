@@ -184,7 +184,8 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   report::HtmlReport html("nfscale study '" + spec.name + "'");
   html.paragraph("Scaling study of NFNets after Smith et al. (2023), 'ConvNets Match Vision Transformers at Scale'. "
                  "Models: " + std::to_string(spec.models.size()) + ", epoch budgets: " +
-                 std::to_string(spec.epochs.size()) + ", trials done: " + std::to_string(rep.trials_done) +
+                 std::to_string(spec.all_epochs().size()) + " (" + std::to_string(spec.cell_count()) +
+                 " model x budget x seed cells), trials done: " + std::to_string(rep.trials_done) +
                  ", failed (diverged): " + std::to_string(rep.trials_failed) + ". Data: " + spec.base.data +
                  " at " + std::to_string(spec.base.resolution) + " px, held-out " +
                  std::to_string(spec.base.holdout) + " images. Compute = 3 x 2 x forward MACs x images "

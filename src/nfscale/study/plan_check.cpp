@@ -63,6 +63,7 @@ StudySpec plan_check_spec(const StudySpec& spec, const scaling::Plan& plan) {
   c.out_dir = (fs::path(spec.out_dir) / "plan-check").string();
   c.models = {plan.model};
   c.epochs = {plan.epochs};
+  c.model_epochs.clear();
   c.lrs = {plan.lr};
   c.adaptive_lr = false;
   c.seeds = {spec.seeds.front()};

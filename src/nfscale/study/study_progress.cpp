@@ -43,7 +43,7 @@ double expected_trials(const StudySpec& spec, const std::vector<store::Trial>& t
       done_trials += v.first;
     }
   const double per_cell = done_cells > 0 ? done_trials / done_cells : 3.0;
-  const double all_cells = double(spec.models.size() * spec.epochs.size() * spec.seeds.size());
+  const double all_cells = double(spec.cell_count());
   const double unopened = std::max(0.0, all_cells - double(cells.size()));
   return double(trials.size()) + unopened * per_cell;
 }
@@ -72,10 +72,10 @@ double eta_seconds(const StudySpec& spec, const std::vector<store::Trial>& trial
     for (auto& t : trials) opened.insert({t.spec.model, t.spec.epochs, t.spec.seed});
     const double per_cell =
         std::max(1.0, (expected_trials(spec, trials) - double(trials.size())) /
-                          std::max(1.0, double(spec.models.size() * spec.epochs.size() * spec.seeds.size()) -
+                          std::max(1.0, double(spec.cell_count()) -
                                             double(opened.size())));
     for (auto& m : spec.models)
-      for (double e : spec.epochs)
+      for (double e : spec.epochs_for(m))
         for (uint64_t s : spec.seeds)
           if (!opened.count({m, e, int64_t(s)})) eta += per_cell * e * rate(m);
   }

@@ -1,6 +1,7 @@
 // study_spec.cpp - presets, validation and (de)serialisation of StudySpec.
 #include "nfscale/study/study_spec.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,25 @@
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
+
+const std::vector<double>& StudySpec::epochs_for(const std::string& model) const {
+  auto it = model_epochs.find(model);
+  return it != model_epochs.end() ? it->second : epochs;
+}
+
+std::vector<double> StudySpec::all_epochs() const {
+  std::vector<double> out;
+  for (auto& m : models) out.insert(out.end(), epochs_for(m).begin(), epochs_for(m).end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+size_t StudySpec::cell_count() const {
+  size_t n = 0;
+  for (auto& m : models) n += epochs_for(m).size();
+  return n * seeds.size();
+}
 
 std::string StudySpec::db_path() const {
   return db.empty() ? (fs::path(out_dir) / "results.sqlite").string() : db;
@@ -24,7 +44,20 @@ void StudySpec::validate() const {
   require(!name.empty(), "study setting 'name' is empty");
   require(!models.empty(), "study setting 'models' is empty: list models from `nfscale models`");
   require(!epochs.empty(), "study setting 'epochs' is empty: give epoch budgets, e.g. [0.25, 0.5, 1, 2]");
-  for (double e : epochs) require(e > 0, "study setting 'epochs' has a non-positive budget");
+  auto check_budgets = [](const std::vector<double>& es, const std::string& field) {
+    for (double e : es) require(e > 0, "study setting '" + field + "' has a non-positive budget");
+    for (size_t i = 1; i < es.size(); ++i)
+      require(es[i] > es[i - 1], "study setting '" + field +
+                                     "' must list budgets in ascending order without repeats (the adaptive "
+                                     "search opens them in that order)");
+  };
+  check_budgets(epochs, "epochs");
+  for (auto& [m, es] : model_epochs) {
+    require(std::find(models.begin(), models.end(), m) != models.end(),
+            "study setting 'model_epochs' names '" + m + "', which is not in 'models': add it there or remove it");
+    require(!es.empty(), "study setting 'model_epochs." + m + "' is empty: give its epoch budgets or remove it");
+    check_budgets(es, "model_epochs." + m);
+  }
   require(!lrs.empty(), "study setting 'lrs' is empty: give base learning rates (batch-256 scale)");
   for (double lr : lrs) require(lr > 0, "study setting 'lrs' has a non-positive learning rate");
   require(!seeds.empty(), "study setting 'seeds' is empty");
@@ -66,9 +99,14 @@ StudySpec preset(const std::string& name) {
     // Session 5: mini-F0 alone held the whole frontier of mini-F0/F1/F3 (it is not capacity-limited on
     // Fashion-MNIST at these budgets), so the ladder goes down by width (nano-F0, micro-F0: mini-F0's channels
     // divided by 4 and 2) and mini-F3 leaves; near-duplicates of the hold-out and test images are removed.
+    // Session 6: the frontier spanned 81x (nano-F0 at 0.25 epochs to mini-F1 at 4); the largest member gets one
+    // more doubling (8 epochs), the smallest cell of the grid stays at 107 steps, and the adaptive search opens
+    // {c/2, c, 2c} at once around 1.6 (the optimum of every model at 0.25 epochs in session 5) instead of growing
+    // one LR at a time, so a cell's first round runs in parallel.
     s.models = {"nano-F0", "micro-F0", "mini-F0", "mini-F1"};
     s.epochs = {0.25, 0.5, 1, 2, 4};
-    s.lrs = {3.2};
+    s.model_epochs = {{"mini-F1", {0.25, 0.5, 1, 2, 4, 8}}};
+    s.lrs = {1.6};
     s.adaptive_lr = true;
     s.max_lr_trials = 5;
     s.frontier_repeats = 1;
@@ -82,7 +120,7 @@ StudySpec preset(const std::string& name) {
   } else if (name == "full") {
     s.models = {"nano-F0", "micro-F0", "mini-F0", "mini-F1", "mini-F3", "mini-F3+", "mini-F7"};
     s.epochs = {0.25, 0.5, 1, 2, 4, 8};
-    s.lrs = {3.2};
+    s.lrs = {1.6};
     s.adaptive_lr = true;
     s.max_lr_trials = 6;
     s.frontier_repeats = 1;
@@ -115,7 +153,7 @@ std::vector<std::string> preset_names() { return {"default", "full", "smoke"}; }
 
 nlohmann::json to_json(const StudySpec& s) {
   return {{"name", s.name},       {"models", s.models},     {"epochs", s.epochs},
-          {"lrs", s.lrs},         {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
+          {"model_epochs", s.model_epochs}, {"lrs", s.lrs},         {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
           {"seeds", s.seeds},     {"out_dir", s.out_dir},   {"finetune_top", s.finetune_top},
           {"frontier_repeats", s.frontier_repeats}, {"plan_check", s.plan_check},
           {"train", train::to_json(s.base)}};
@@ -129,6 +167,12 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
       if (k == "name") it.value().get_to(s.name);
       else if (k == "models") it.value().get_to(s.models);
       else if (k == "epochs") it.value().get_to(s.epochs);
+      else if (k == "model_epochs") {
+        require(it.value().is_object(), origin + ": 'model_epochs' must be a table of model = [budgets], e.g. "
+                                                 "{\"mini-F1\": [0.5, 1, 2, 4, 8]}");
+        s.model_epochs.clear();
+        for (auto m = it.value().begin(); m != it.value().end(); ++m) m.value().get_to(s.model_epochs[m.key()]);
+      }
       else if (k == "lrs") it.value().get_to(s.lrs);
       else if (k == "adaptive_lr") it.value().get_to(s.adaptive_lr);
       else if (k == "max_lr_trials") it.value().get_to(s.max_lr_trials);
@@ -144,7 +188,7 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
         s.base = train::config_from_json(merged, origin + " [train]");
       } else {
         throw UserError(origin + ": unknown study setting '" + k +
-                        "' (valid: name, models, epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
+                        "' (valid: name, models, epochs, model_epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
                         "finetune_top, frontier_repeats, plan_check, train)");
       }
     } catch (const nlohmann::json::exception& e) {

@@ -2,6 +2,7 @@
 // the shared training settings. Presets ("default", "full", "smoke") and TOML/JSON study files.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct StudySpec {
   std::string name = "default";
   std::vector<std::string> models;
   std::vector<double> epochs;          // epoch budgets, e.g. 0.25, 0.5, 1, 2
+  std::map<std::string, std::vector<double>> model_epochs;  // per-model budgets replacing `epochs` for that model
+                                       // (model size and budget grow together: the largest member gets the
+                                       // longest budget without paying for it on every member)
   std::vector<double> lrs;             // base LRs (batch-256 scale) of the grid; with adaptive_lr: the start values
   bool adaptive_lr = false;            // per (model, budget): start at the predicted optimum, step x2 until bracketed
   int max_lr_trials = 6;               // adaptive search: at most this many LRs per (model, budget)
@@ -29,6 +33,9 @@ struct StudySpec {
   std::string db;                      // results store (--db / NFSCALE_DB): SQLite path or postgresql:// URI;
                                        // "" = <out_dir>/results.sqlite. Never written to study.json (may hold a
                                        // password); workers get it through NFSCALE_DB.
+  const std::vector<double>& epochs_for(const std::string& model) const;  // model_epochs[model] or epochs
+  std::vector<double> all_epochs() const;  // every budget of any model, ascending, without repeats
+  size_t cell_count() const;               // (model, budget, seed) cells of the sweep
   std::string db_path() const;         // db, or <out_dir>/results.sqlite
   std::string trial_dir(const std::string& model, double epochs, double lr, uint64_t seed) const;
   void validate() const;               // UserError naming the field
@@ -40,7 +47,7 @@ StudySpec preset(const std::string& name);
 std::vector<std::string> preset_names();
 
 nlohmann::json to_json(const StudySpec& s);
-// Reads a study file (.toml or .json) on top of `base` (keys: name, models, epochs, lrs, adaptive_lr, max_lr_trials,
+// Reads a study file (.toml or .json) on top of `base` (keys: name, models, epochs, model_epochs, lrs, adaptive_lr, max_lr_trials,
 // seeds, out_dir, and `train` = a table of training settings). Unknown keys are errors naming the file and key.
 StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, StudySpec base);
 

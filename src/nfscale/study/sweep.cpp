@@ -35,7 +35,8 @@ std::string default_worker_id() { return host_name() + ":" + std::to_string(::ge
 
 // Claim order: cheap budgets first (so adaptive searches and early fits get data soon), then model order.
 int64_t order_of(const StudySpec& spec, const std::string& model, double epochs) {
-  int64_t bi = std::find(spec.epochs.begin(), spec.epochs.end(), epochs) - spec.epochs.begin();
+  const std::vector<double> budgets = spec.all_epochs();
+  int64_t bi = std::find(budgets.begin(), budgets.end(), epochs) - budgets.begin();
   int64_t mi = std::find(spec.models.begin(), spec.models.end(), model) - spec.models.begin();
   return bi * 1000 + mi;
 }
@@ -69,13 +70,15 @@ void expand_adaptive(store::ResultsStore& db, const StudySpec& spec, const store
   }
   for (auto& [lr, loss] : group)
     if (std::isnan(loss)) return;  // still outstanding
-  auto it = std::find_if(spec.epochs.begin(), spec.epochs.end(), [&](double e) { return same(e, s.epochs); });
-  if (it == spec.epochs.end() || it + 1 == spec.epochs.end()) return;
+  const std::vector<double>& budgets = spec.epochs_for(s.model);
+  auto it = std::find_if(budgets.begin(), budgets.end(), [&](double e) { return same(e, s.epochs); });
+  if (it == budgets.end() || it + 1 == budgets.end()) return;
   auto best = std::min_element(group.begin(), group.end(),
                                [](const auto& a, const auto& b) { return a.second < b.second; });
   if (best == group.end() || !std::isfinite(best->second)) return;
-  double e_next = *(it + 1);
-  db.add_trial(make_trial(spec, s.model, e_next, best->first, s.seed, order_of(spec, s.model, e_next)));
+  const double e_next = *(it + 1);
+  for (double lr : adaptive_start_lrs({best->first}))
+    db.add_trial(make_trial(spec, s.model, e_next, lr, s.seed, order_of(spec, s.model, e_next)));
 }
 
 // Releases running trials claimed by workers of this host whose process no longer exists (killed with -9):
@@ -132,6 +135,11 @@ double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, i
   return 0.0;                                                               // bracketed
 }
 
+std::vector<double> adaptive_start_lrs(const std::vector<double>& lrs) {
+  if (lrs.size() != 1) return lrs;
+  return {lrs[0] / 2, lrs[0], lrs[0] * 2};
+}
+
 void register_study(store::ResultsStore& db, const StudySpec& spec) {
   spec.validate();
   make_dirs(spec.out_dir);
@@ -140,11 +148,12 @@ void register_study(store::ResultsStore& db, const StudySpec& spec) {
     for (const auto& model : spec.models) {
       if (spec.adaptive_lr) {
         // The first budget starts from the given LR(s); later budgets are opened by expand_adaptive.
-        for (double lr : spec.lrs)
-          db.add_trial(make_trial(spec, model, spec.epochs.front(), lr, seed, order_of(spec, model, spec.epochs.front())));
+        const double e0 = spec.epochs_for(model).front();
+        for (double lr : adaptive_start_lrs(spec.lrs))
+          db.add_trial(make_trial(spec, model, e0, lr, seed, order_of(spec, model, e0)));
         continue;
       }
-      for (double e : spec.epochs)
+      for (double e : spec.epochs_for(model))
         for (double lr : spec.lrs) db.add_trial(make_trial(spec, model, e, lr, seed, order_of(spec, model, e)));
     }
 }

@@ -52,4 +52,9 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options);
 // bracketed (loss rises on both sides), the search hit max_trials, or results are still outstanding.
 double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials);
 
+// The LRs an adaptive search opens a (model, budget) group with, all at once so the group's first round runs in
+// parallel: one centre c gives {c/2, c, 2c} (the smallest set that can be bracketed); several LRs are used as given.
+// The first budget is centred on the study's `lrs`, each later budget on the previous budget's best LR.
+std::vector<double> adaptive_start_lrs(const std::vector<double>& lrs);
+
 }  // namespace nfscale::study

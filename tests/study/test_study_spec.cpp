@@ -1,0 +1,92 @@
+// test_study_spec.cpp - StudySpec: per-model epoch budgets (model_epochs) through the accessors, validation errors
+// that name the field, the JSON round trip, and the presets' validity.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "nfscale/study/study_spec.h"
+#include "nfscale/util/error.h"
+
+namespace nfscale::study {
+namespace {
+
+StudySpec two_models() {
+  StudySpec s = preset("smoke");
+  s.models = {"nano-F0", "mini-F0"};
+  s.epochs = {1, 2};
+  s.model_epochs = {{"mini-F0", {1, 2, 4, 8}}};
+  s.out_dir = "/tmp/nfscale-study-spec-test";
+  return s;
+}
+
+std::string error_of(const StudySpec& s) {
+  try {
+    s.validate();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(StudySpec, ModelEpochsReplaceTheSharedBudgetsForThatModelOnly) {
+  const StudySpec s = two_models();
+  EXPECT_EQ(s.epochs_for("nano-F0"), (std::vector<double>{1, 2}));
+  EXPECT_EQ(s.epochs_for("mini-F0"), (std::vector<double>{1, 2, 4, 8}));
+  EXPECT_EQ(s.all_epochs(), (std::vector<double>{1, 2, 4, 8}));
+  EXPECT_EQ(s.cell_count(), 6u);  // (2 + 4) budgets x 1 seed
+  EXPECT_EQ(error_of(s), "");
+}
+
+TEST(StudySpec, BadModelEpochsAreErrorsNamingTheField) {
+  StudySpec s = two_models();
+  s.model_epochs["mini-F9"] = {1};
+  EXPECT_NE(error_of(s).find("'model_epochs' names 'mini-F9'"), std::string::npos) << error_of(s);
+  s = two_models();
+  s.model_epochs["mini-F0"] = {};
+  EXPECT_NE(error_of(s).find("model_epochs.mini-F0' is empty"), std::string::npos) << error_of(s);
+  s = two_models();
+  s.model_epochs["mini-F0"] = {2, 1};
+  EXPECT_NE(error_of(s).find("model_epochs.mini-F0' must list budgets in ascending order"), std::string::npos);
+  s = two_models();
+  s.model_epochs["mini-F0"] = {1, -2};
+  EXPECT_NE(error_of(s).find("model_epochs.mini-F0' has a non-positive budget"), std::string::npos);
+  s = two_models();
+  s.epochs = {1, 1};
+  EXPECT_NE(error_of(s).find("'epochs' must list budgets in ascending order"), std::string::npos);
+}
+
+TEST(StudySpec, ModelEpochsSurviveTheJsonRoundTripAndBadTypesAreNamed) {
+  const StudySpec s = two_models();
+  const StudySpec back = study_from_json(to_json(s), "t.json", preset("smoke"));
+  EXPECT_EQ(back.model_epochs, s.model_epochs);
+  EXPECT_EQ(back.epochs, s.epochs);
+  try {
+    study_from_json(nlohmann::json{{"model_epochs", {1, 2}}}, "t.json", preset("smoke"));
+    FAIL() << "a list where a table belongs was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.json: 'model_epochs' must be a table"), std::string::npos) << e.what();
+  }
+  try {
+    study_from_json(nlohmann::json{{"model_epochs", {{"mini-F0", "four"}}}}, "t.json", preset("smoke"));
+    FAIL() << "a string budget was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model_epochs' has the wrong type"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StudySpec, EveryPresetValidatesAndTheDefaultGivesItsLargestMemberTheLongestBudget) {
+  for (const auto& name : preset_names()) {
+    StudySpec s = preset(name);
+    EXPECT_NO_THROW(s.validate()) << name;
+  }
+  const StudySpec d = preset("default");
+  const std::vector<double> all = d.all_epochs();
+  EXPECT_EQ(d.epochs_for(d.models.back()).back(), all.back());
+  for (size_t i = 0; i + 1 < d.models.size(); ++i)
+    EXPECT_LT(d.epochs_for(d.models[i]).back(), all.back()) << d.models[i];
+}
+
+}  // namespace
+}  // namespace nfscale::study
