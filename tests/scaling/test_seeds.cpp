@@ -1,5 +1,6 @@
 // test_seeds.cpp - repeated seeds: cells average their seeds, the pooled spread matches the formula, the noise draw
-// has the measured variance, and the frontier bootstrap with seed noise covers the truth at about the nominal rate.
+// has the measured variance, the frontier bootstrap with seed noise covers the truth at about the nominal rate, and
+// the prediction interval for one run covers fresh single runs at about that rate.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -120,6 +121,41 @@ TEST(Seeds, FrontierExponentCoverageWithRepeatedSeeds) {
   EXPECT_LE(covered, 119);
   EXPECT_GE(covered_mid, 105);
   EXPECT_LE(covered_mid, 119);
+}
+
+// One new run: in the same kind of studies (frontier of 12 compute levels up to 3.2e21, 2 seeds, 3% seed
+// noise), a fresh single run at 1e19 is drawn and judged. The curve's interval (predict_power) is for the mean
+// curve: it misses single runs far more often than 5%. The run interval (predict_run_power) adds the measured seed
+// noise and should cover about 95%: accepted [105, 119] of 120 as above. Without repeated seeds they are equal.
+TEST(Seeds, RunPredictionIntervalCoversAFreshSingleRun) {
+  int run_covered = 0, curve_covered = 0;
+  const int studies = 120;
+  const double truth = 25 * std::pow(1e19, -0.06);
+  for (int k = 0; k < studies; ++k) {
+    BootstrapOptions bo;
+    bo.resamples = 150;
+    bo.seed = 5000 + k;
+    FrontierFit f = fit_frontier(seeded_frontier_study(2, 0.03, 300 + k), bo);
+    SplitMix fresh(derive_seed(77, {uint64_t(k)}));
+    const double single = truth * std::exp(0.03 * normal_draw(fresh));
+    const Estimate run = f.predict_run_power(1e19), curve = f.predict_power(1e19);
+    EXPECT_LE(run.lo, curve.lo);
+    EXPECT_GE(run.hi, curve.hi);
+    EXPECT_EQ(run.value, curve.value);
+    run_covered += run.contains(single);
+    curve_covered += curve.contains(single);
+  }
+  std::printf("one fresh run at 1e19: run interval covers %d/%d, curve interval %d/%d\n", run_covered, studies,
+              curve_covered, studies);
+  EXPECT_GE(run_covered, 105);
+  EXPECT_LE(run_covered, 119);
+  EXPECT_LT(curve_covered, 100) << "the curve interval should be too narrow for a single run";
+  // No repeated seeds: no noise estimate, the run interval is the curve's.
+  BootstrapOptions bo;
+  bo.resamples = 100;
+  FrontierFit one = fit_frontier(seeded_frontier_study(1, 0.03, 9), bo);
+  EXPECT_EQ(one.predict_run_power(1e19).lo, one.predict_power(1e19).lo);
+  EXPECT_EQ(one.predict_run_offset(1e19).hi, one.predict_offset(1e19).hi);
 }
 
 }  // namespace

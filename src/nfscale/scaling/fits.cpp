@@ -40,6 +40,25 @@ Estimate predict(const BootstrapSamples& boot, double level, double value,
   return e;
 }
 
+// predict() for one new run: each curve value times the seed noise of one run (seeds.h), from a fixed stream so
+// the same fit always gives the same interval.
+Estimate predict_run(const BootstrapSamples& boot, double level, double value, const SeedCells& seeds,
+                     const std::function<double(const std::vector<double>&)>& curve) {
+  if (!seeds.has_noise()) return predict(boot, level, value, curve);
+  Estimate e;
+  e.value = value;
+  SplitMix rng(0x9e3779b97f4a7c15ULL);
+  std::vector<double> v;
+  for (auto& s : boot.samples) {
+    const double sigma = draw_seed_sigma(seeds, rng);
+    v.push_back(curve(s) * std::exp(sigma * normal_draw(rng)));
+  }
+  auto [lo, hi] = percentile_interval(std::move(v), level);
+  e.lo = lo;
+  e.hi = hi;
+  return e;
+}
+
 void split_flops_loss(const std::vector<RunPoint>& pts, std::vector<double>& c, std::vector<double>& l) {
   for (auto& p : pts) {
     c.push_back(p.flops);
@@ -196,6 +215,17 @@ Estimate FrontierFit::predict_offset(double flops) const {
   if (!offset) return {};
   return predict(offset_samples, level, (*offset)(flops),
                  [&](const std::vector<double>& s) { return s[0] + s[1] * std::pow(flops, s[2]); });
+}
+
+Estimate FrontierFit::predict_run_power(double flops) const {
+  return predict_run(power_samples, level, power(flops), seeds,
+                     [&](const std::vector<double>& s) { return s[0] * std::pow(flops, s[1]); });
+}
+
+Estimate FrontierFit::predict_run_offset(double flops) const {
+  if (!offset) return {};
+  return predict_run(offset_samples, level, (*offset)(flops), seeds,
+                     [&](const std::vector<double>& s) { return s[0] + s[1] * std::pow(flops, s[2]); });
 }
 
 FrontierFit fit_frontier(const std::vector<RunPoint>& points, const BootstrapOptions& bootstrap) {

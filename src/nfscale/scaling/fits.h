@@ -88,6 +88,11 @@ struct FrontierFit {
   // Predicted loss at compute C with its bootstrap percentile interval (interval of the fitted curve).
   Estimate predict_power(double flops) const;
   Estimate predict_offset(double flops) const;  // value NaN if no offset fit
+  // The loss ONE new run at compute C will reach (a prediction interval, what a single check run is judged
+  // against): every bootstrap curve value times exp(sigma z), z ~ N(0, 1), sigma the measured seed noise drawn as
+  // draw_seed_sigma. Without repeated seeds there is no noise estimate and these equal predict_power/_offset.
+  Estimate predict_run_power(double flops) const;
+  Estimate predict_run_offset(double flops) const;
 };
 
 // Runs that differ only in their seed are averaged first (seeds.h). Throws UserError when fewer than

@@ -182,6 +182,8 @@ Plan plan_budget(const StudyFit& s, const std::vector<ModelCostInfo>& models, co
     const FrontierFit& f = *s.frontier;
     p.predicted_loss = f.predict_power(p.flops);
     p.predicted_loss_offset = f.predict_offset(p.flops);
+    p.predicted_run_loss = f.predict_run_power(p.flops);
+    p.predicted_run_loss_offset = f.predict_run_offset(p.flops);
     if (p.flops < f.min_flops || p.flops > f.max_flops) {
       p.extrapolated = true;
       p.notes.push_back("loss extrapolated: budget " + g(p.flops) + " FLOPs is outside the frontier's " +
@@ -191,6 +193,16 @@ Plan plan_budget(const StudyFit& s, const std::vector<ModelCostInfo>& models, co
     p.notes.push_back("no frontier fit (" + s.frontier_error + "): no loss prediction");
   }
   return p;
+}
+
+bool Plan::has_run_intervals() const {
+  return std::isfinite(predicted_run_loss.lo) && std::isfinite(predicted_run_loss.hi);
+}
+const Estimate& Plan::run_interval_power() const {
+  return has_run_intervals() ? predicted_run_loss : predicted_loss;
+}
+const Estimate& Plan::run_interval_offset() const {
+  return std::isfinite(predicted_run_loss_offset.lo) ? predicted_run_loss_offset : predicted_loss_offset;
 }
 
 nlohmann::json to_json(const Plan& p) {
@@ -207,6 +219,8 @@ nlohmann::json to_json(const Plan& p) {
           {"lr_method", p.lr_method},
           {"predicted_loss", to_json(p.predicted_loss)},
           {"predicted_loss_offset", to_json(p.predicted_loss_offset)},
+          {"predicted_run_loss", to_json(p.predicted_run_loss)},
+          {"predicted_run_loss_offset", to_json(p.predicted_run_loss_offset)},
           {"extrapolated", p.extrapolated},
           {"notes", p.notes}};
 }
@@ -224,6 +238,12 @@ std::string format_plan(const Plan& p) {
   o += "Loss:   " + format_estimate(p.predicted_loss) + " (L = a C^b)";
   if (std::isfinite(p.predicted_loss_offset.value)) o += "; " + format_estimate(p.predicted_loss_offset) + " (L = E + a C^b)";
   o += "\n";
+  if (std::isfinite(p.predicted_run_loss.lo))
+    o += "One run: [" + g(p.predicted_run_loss.lo) + ", " + g(p.predicted_run_loss.hi) + "] (L = a C^b)" +
+         (std::isfinite(p.predicted_run_loss_offset.lo)
+              ? "; [" + g(p.predicted_run_loss_offset.lo) + ", " + g(p.predicted_run_loss_offset.hi) + "] (L = E + a C^b)"
+              : std::string()) +
+         "  (curve interval widened by the measured seed noise)\n";
   if (p.extrapolated) o += "WARNING: extrapolation beyond the fitted range\n";
   for (auto& n : p.notes) o += "  - " + n + "\n";
   return o;

@@ -55,6 +55,13 @@ struct Plan {
   std::string lr_method;
   Estimate predicted_loss;         // frontier L = a C^b with bootstrap interval
   Estimate predicted_loss_offset;  // frontier L = E + a C^b (NaN if not fitted)
+  // The same laws' prediction intervals for one run at this budget (the fitted curve's uncertainty and the
+  // measured seed noise; equal to the above when no seed was repeated). A single check run is judged by these.
+  Estimate predicted_run_loss, predicted_run_loss_offset;
+  bool has_run_intervals() const;
+  // The interval a single run is judged by: the run interval when there is one, else the curve's.
+  const Estimate& run_interval_power() const;
+  const Estimate& run_interval_offset() const;
   bool extrapolated = false;
   std::vector<std::string> notes;  // how each choice was made, and every extrapolation
 };

@@ -73,15 +73,20 @@ SeedCells aggregate_seeds(const std::vector<RunPoint>& points) {
   return out;
 }
 
-std::vector<RunPoint> draw_seed_noise(const SeedCells& s, SplitMix& rng) {
-  std::vector<RunPoint> cells = s.cells;
-  if (!s.has_noise() || !std::isfinite(s.log_sd)) return cells;
+double draw_seed_sigma(const SeedCells& s, SplitMix& rng) {
+  if (!s.has_noise() || !std::isfinite(s.log_sd)) return kMissing;
   double chi2 = 0;
   for (int k = 0; k < s.dof; ++k) {
     double z = normal_draw(rng);
     chi2 += z * z;
   }
-  double sigma = s.log_sd * std::sqrt(s.dof / std::max(chi2, 1e-12));
+  return s.log_sd * std::sqrt(s.dof / std::max(chi2, 1e-12));
+}
+
+std::vector<RunPoint> draw_seed_noise(const SeedCells& s, SplitMix& rng) {
+  std::vector<RunPoint> cells = s.cells;
+  if (!s.has_noise() || !std::isfinite(s.log_sd)) return cells;
+  const double sigma = draw_seed_sigma(s, rng);
   for (size_t c = 0; c < cells.size(); ++c) cells[c].loss *= std::exp(sigma / std::sqrt(s.replicates[c]) * normal_draw(rng));
   return cells;
 }

@@ -38,6 +38,10 @@ SeedCells aggregate_seeds(const std::vector<RunPoint>& points);
 // pooled noise as repeated ones. Returns the cells unchanged when no cell is repeated.
 std::vector<RunPoint> draw_seed_noise(const SeedCells& cells, SplitMix& rng);
 
+// The seed-noise sd of log loss for one draw: log_sd * sqrt(dof / chi2(dof)) (the spread's own uncertainty);
+// NaN when no cell is repeated.
+double draw_seed_sigma(const SeedCells& cells, SplitMix& rng);
+
 // Standard normal draw (Box-Muller) from the project's counter-based generator.
 double normal_draw(SplitMix& rng);
 

@@ -35,25 +35,35 @@ void read_result(PlanCheck& c, const StudySpec& check) {
     c.seconds = t.result->seconds;
   }
   if (!c.done) return;
-  const auto& p = c.plan.predicted_loss;
+  const auto& p = c.plan.run_interval_power();
   if (std::isfinite(p.lo) && std::isfinite(p.hi)) c.inside_power = p.contains(c.achieved_loss);
-  const auto& o = c.plan.predicted_loss_offset;
+  const auto& o = c.plan.run_interval_offset();
   if (std::isfinite(o.lo) && std::isfinite(o.hi)) c.inside_offset = o.contains(c.achieved_loss);
 }
 }  // namespace
 
 std::string PlanCheck::verdict() const {
   if (!done) return "planner check not completed: " + (error.empty() ? std::string("the run did not finish") : error);
-  const auto& p = plan.predicted_loss;
+  const auto& p = plan.run_interval_power();
+  const bool run = plan.has_run_intervals();
+  const std::string kind = run ? "95% interval for one run" : "95% interval";
   std::string s = "planned " + plan.model + " for " + fmt("%.3g", plan.epochs) + " epochs at base LR " +
                   fmt("%.3g", plan.lr) + " (" + fmt("%.3g", budget_flops) + " FLOPs, " + fmt("%g", factor) +
                   "x the largest swept budget): predicted held-out loss " + fmt("%.4f", p.value) + " [" +
                   fmt("%.4f", p.lo) + ", " + fmt("%.4f", p.hi) + "], achieved " + fmt("%.4f", achieved_loss) + " (" +
                   fmt("%+.1f", 100 * (achieved_loss / p.value - 1)) + "%): " +
-                  (inside_power.value_or(false) ? "inside" : "OUTSIDE") + " the power law's 95% interval";
+                  (inside_power.value_or(false) ? "inside" : "OUTSIDE") + " the power law's " + kind;
   if (inside_offset)
-    s += std::string("; ") + (*inside_offset ? "inside" : "outside") + " the L = E + a C^b interval " + "[" +
-         fmt("%.4f", plan.predicted_loss_offset.lo) + ", " + fmt("%.4f", plan.predicted_loss_offset.hi) + "]";
+    s += std::string("; ") + (*inside_offset ? "inside" : "outside") + " the L = E + a C^b " + kind + " " + "[" +
+         fmt("%.4f", plan.run_interval_offset().lo) + ", " + fmt("%.4f", plan.run_interval_offset().hi) + "]";
+  if (run)
+    s += " (the fitted curves' own intervals: [" + fmt("%.4f", plan.predicted_loss.lo) + ", " +
+         fmt("%.4f", plan.predicted_loss.hi) + "]" +
+         (std::isfinite(plan.predicted_loss_offset.lo)
+              ? " and [" + fmt("%.4f", plan.predicted_loss_offset.lo) + ", " +
+                    fmt("%.4f", plan.predicted_loss_offset.hi) + "]"
+              : std::string()) +
+         ")";
   return s;
 }
 
@@ -148,6 +158,9 @@ std::optional<PlanCheck> read_plan_check(const StudySpec& spec) {
     };
     c.plan.predicted_loss = est(p.value("predicted_loss", nlohmann::json()));
     c.plan.predicted_loss_offset = est(p.value("predicted_loss_offset", nlohmann::json()));
+    // Absent from plans written before session 6: the check falls back to the curve intervals.
+    c.plan.predicted_run_loss = est(p.value("predicted_run_loss", nlohmann::json()));
+    c.plan.predicted_run_loss_offset = est(p.value("predicted_run_loss_offset", nlohmann::json()));
     c.plan.extrapolated = p.value("extrapolated", false);
     c.plan.notes = p.value("notes", std::vector<std::string>{});
   } catch (const nlohmann::json::exception& e) {

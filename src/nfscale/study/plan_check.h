@@ -21,8 +21,8 @@ struct PlanCheck {
   bool done = false;                // the run finished (else `error` says why)
   double achieved_loss = scaling::kMissing, achieved_top1_err = scaling::kMissing;
   double achieved_flops = 0, seconds = 0;
-  std::optional<bool> inside_power;   // achieved loss inside the L = a C^b interval
-  std::optional<bool> inside_offset;  // inside the L = E + a C^b interval (when fitted)
+  std::optional<bool> inside_power;   // achieved loss inside L = a C^b's interval for one run (Plan::run_interval_*)
+  std::optional<bool> inside_offset;  // inside L = E + a C^b's interval for one run (when fitted)
   std::string error;
   std::string verdict() const;      // one sentence: predicted vs achieved, inside or not
 };
