@@ -166,7 +166,12 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   EXPECT_GE(repeats, 2) << "every frontier point is repeated under seed 1";
   EXPECT_NEAR(check["budget_flops"].get<double>(), 2 * max_flops, 1e-6 * max_flops);
   EXPECT_NEAR(check["achieved"]["flops"].get<double>() / check["budget_flops"].get<double>(), 1.0, 0.05);
-  const auto& pl = check["plan"]["predicted_loss"];
+  // Judged by the interval for one run (the repeats measured seed noise), which contains the curve's interval.
+  const auto& pl = check["plan"]["predicted_run_loss"];
+  const auto& curve = check["plan"]["predicted_loss"];
+  ASSERT_TRUE(pl["lo"].is_number()) << check.dump(2);
+  EXPECT_LE(pl["lo"].get<double>(), curve["lo"].get<double>());
+  EXPECT_GE(pl["hi"].get<double>(), curve["hi"].get<double>());
   const bool inside = achieved >= pl["lo"].get<double>() && achieved <= pl["hi"].get<double>();
   EXPECT_EQ(check["inside_power_interval"].get<bool>(), inside);
   // The report and the command's output say it.
@@ -177,6 +182,7 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   std::string out((std::istreambuf_iterator<char>(lin)), {});
   EXPECT_NE(out.find("Planner check: planned "), std::string::npos) << out;
   EXPECT_NE(out.find("[study] seed repeats"), std::string::npos) << out;
+  EXPECT_NE(out.find("trains beside the seed repeats"), std::string::npos) << out;
   // --report-only reads the check back without training.
   const std::string again = kBinary + " study --preset smoke --study-file " + file + " --report-only > " + log + " 2>&1";
   ASSERT_EQ(std::system(again.c_str()), 0);

@@ -76,6 +76,15 @@ TEST(StudySpec, ModelEpochsSurviveTheJsonRoundTripAndBadTypesAreNamed) {
   }
 }
 
+TEST(StudySpec, AStudyFileWithItsOwnModelsOrBudgetsDoesNotInheritThePresetsPerModelBudgets) {
+  ASSERT_FALSE(preset("default").model_epochs.empty());
+  const StudySpec own = study_from_json(nlohmann::json{{"models", {"mini-F0", "mini-F3"}}}, "t.json", preset("default"));
+  EXPECT_TRUE(own.model_epochs.empty());
+  EXPECT_EQ(error_of([&] { StudySpec s = own; s.out_dir = "/tmp/x"; return s; }()), "");
+  const StudySpec keep = study_from_json(nlohmann::json{{"seeds", {0, 1}}}, "t.json", preset("default"));
+  EXPECT_EQ(keep.model_epochs, preset("default").model_epochs);
+}
+
 TEST(StudySpec, EveryPresetValidatesAndTheDefaultGivesItsLargestMemberTheLongestBudget) {
   for (const auto& name : preset_names()) {
     StudySpec s = preset(name);

@@ -330,6 +330,18 @@ TEST(AdaptiveLr, StepsByTwoUntilBracketed) {
   EXPECT_EQ(next_adaptive_lr({{0.4, 1.0}, {0.2, 0.9}}, 2), 0);             // trial limit reached
 }
 
+// Claim order puts the most work ahead first: the largest member's chain of budgets before the small members'
+// cells, and within one model the earlier budget (its whole chain is still ahead) before the later one.
+TEST(ClaimOrder, MostWorkAheadFirst) {
+  StudySpec s = preset("default");
+  const std::string big = s.models.back(), small = s.models.front();
+  EXPECT_LT(order_of(s, big, 0.25), order_of(s, small, 0.25));
+  EXPECT_LT(order_of(s, big, 4), order_of(s, small, 0.25)) << "the long chain is the critical path";
+  EXPECT_LT(order_of(s, big, 0.25), order_of(s, big, 8));
+  EXPECT_LT(order_of(s, small, 0.5), order_of(s, small, 4));
+  EXPECT_LT(order_of(s, big, 8), 1000000) << "every sweep trial before the seed repeats";
+}
+
 TEST(AdaptiveLr, AGroupOpensWithItsCentreAndBothNeighboursOrTheGivenLrs) {
   EXPECT_EQ(adaptive_start_lrs({1.6}), (std::vector<double>{0.8, 1.6, 3.2}));
   EXPECT_EQ(adaptive_start_lrs({0.4, 0.8}), (std::vector<double>{0.4, 0.8}));  // a user's grid is used as given

@@ -41,7 +41,11 @@ int64_t register_frontier_repeats(store::ResultsStore& db, const StudySpec& spec
   if (spec.frontier_repeats <= 0) return 0;
   int64_t n = 0;
   int64_t order = 1000000;  // after every sweep trial
-  for (auto& p : searched_frontier(spec, points))
+  // Most compute first, so the longest repeat does not run alone at the end.
+  auto frontier = searched_frontier(spec, points);
+  std::stable_sort(frontier.begin(), frontier.end(),
+                   [](const scaling::RunPoint& a, const scaling::RunPoint& b) { return a.flops > b.flops; });
+  for (auto& p : frontier)
     for (uint64_t seed : repeat_seeds(spec)) {
       db.add_trial(make_trial(spec, p.model, p.epochs, p.lr, seed, order++));
       ++n;

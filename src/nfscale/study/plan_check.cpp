@@ -1,6 +1,8 @@
 // plan_check.cpp - training the planner's recommendation and comparing predicted with achieved held-out loss.
 #include "nfscale/study/plan_check.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "nfscale/study/pipeline.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/process.h"
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
@@ -82,31 +85,102 @@ StudySpec plan_check_spec(const StudySpec& spec, const scaling::Plan& plan) {
   return c;
 }
 
+namespace {
+
+// The plan for spec.plan_check x the largest recorded trial, from the points recorded so far; a plan once made is
+// kept (read back from plan.json): a resumed study trains the same recommendation, even if refits would move it.
+void make_plan(PlanCheck& c, const StudySpec& spec, const scaling::FitOptions& fit_options) {
+  c.factor = spec.plan_check;
+  c.out_dir = (fs::path(spec.out_dir) / "plan-check").string();
+  if (auto previous = read_plan_check(spec)) {
+    c = *previous;
+    return;
+  }
+  auto pts = study_points(spec.db_path(), spec.name);
+  scaling::StudyFit fit = scaling::fit_study(pts, fit_options);
+  double dataset_size = 0, max_flops = 0;
+  auto models = planner_models(pts, &dataset_size);
+  for (auto& p : pts) max_flops = std::max(max_flops, p.flops);
+  c.budget_flops = c.factor * max_flops;
+  scaling::Budget b;
+  b.amount = c.budget_flops;
+  b.unit = scaling::BudgetUnit::Flops;
+  scaling::PlanOptions po;
+  po.dataset_size = dataset_size;
+  c.plan = scaling::plan_budget(fit, models, b, po);
+  require(std::isfinite(c.plan.lr) && c.plan.lr > 0, "the planner gave no learning rate for " + c.plan.model);
+  make_dirs(c.out_dir);
+  write_file_atomic(record_path(spec), to_json(c).dump(2) + "\n");
+}
+
+// The plan's predicted loss again, from the fit of every point recorded now (same budget, same model).
+void refresh_prediction(PlanCheck& c, const StudySpec& spec, const scaling::FitOptions& fit_options) {
+  scaling::StudyFit fit = scaling::fit_study(study_points(spec.db_path(), spec.name), fit_options);
+  if (!fit.frontier) return;
+  c.plan.predicted_loss = fit.frontier->predict_power(c.plan.flops);
+  c.plan.predicted_loss_offset = fit.frontier->predict_offset(c.plan.flops);
+  c.plan.predicted_run_loss = fit.frontier->predict_run_power(c.plan.flops);
+  c.plan.predicted_run_loss_offset = fit.frontier->predict_run_offset(c.plan.flops);
+}
+
+}  // namespace
+
+pid_t start_plan_check(PlanCheck& c, const StudySpec& spec, const scaling::FitOptions& fit_options,
+                       const SweepOptions& options) {
+  try {
+    make_plan(c, spec, fit_options);
+    StudySpec check = plan_check_spec(spec, c.plan);
+    {
+      make_dirs(check.out_dir);
+      auto db = store::open_results_store(check.db_path());
+      register_study(*db, check);
+      auto n = db->counts(check.name);
+      if (n.pending == 0 && n.running == 0) return -1;  // trained already (a resumed study)
+    }
+    SpawnOptions child;
+    if (!spec.db.empty()) child.env.push_back({"NFSCALE_DB", spec.db});  // not argv: it may hold a password
+    child.stderr_path = (fs::path(check.out_dir) / "worker.log").string();
+    std::fprintf(stderr, "[study] planner check: %s for %.3g epochs at base LR %.3g trains beside the seed repeats "
+                 "(log: %s)\n", c.plan.model.c_str(), c.plan.epochs, c.plan.lr, child.stderr_path.c_str());
+    return spawn_process({"/proc/self/exe", "--threads", "1", "sweep", "--study-file",
+                          (fs::path(check.out_dir) / "study.json").string(), "--worker-only", "--stale-after",
+                          std::to_string(options.stale_after_s)},
+                         child);
+  } catch (const UserError& e) {
+    c.error = e.what();
+    return -1;
+  }
+}
+
+void finish_plan_check(PlanCheck& c, pid_t worker, const StudySpec& spec, const scaling::FitOptions& fit_options,
+                       bool interrupted) {
+  if (worker > 0) {
+    if (interrupted) signal_process(worker, SIGTERM);  // it checkpoints and releases its trial
+    const int rc = wait_process(worker);
+    if (rc != 0 && !interrupted && c.error.empty())
+      c.error = "the planned run's worker exited with status " + std::to_string(rc) + "; see " +
+                (fs::path(c.out_dir) / "worker.log").string();
+  }
+  if (interrupted) {
+    c.error = "interrupted; re-run the same command to resume the planned run";
+    return;
+  }
+  if (!c.error.empty() && c.plan.model.empty()) return;  // planning itself failed
+  try {
+    refresh_prediction(c, spec, fit_options);
+    read_result(c, plan_check_spec(spec, c.plan));
+    write_file_atomic(record_path(spec), to_json(c).dump(2) + "\n");
+  } catch (const UserError& e) {
+    c.error = e.what();
+  }
+}
+
 PlanCheck run_plan_check(const StudySpec& spec, const scaling::FitOptions& fit_options, const SweepOptions& options) {
   PlanCheck c;
   c.factor = spec.plan_check;
   c.out_dir = (fs::path(spec.out_dir) / "plan-check").string();
   try {
-    // A plan once made is kept: a resumed study trains the same recommendation, even if refits would move it.
-    if (auto previous = read_plan_check(spec)) {
-      c = *previous;
-    } else {
-      auto pts = study_points(spec.db_path(), spec.name);
-      scaling::StudyFit fit = scaling::fit_study(pts, fit_options);
-      double dataset_size = 0, max_flops = 0;
-      auto models = planner_models(pts, &dataset_size);
-      for (auto& p : pts) max_flops = std::max(max_flops, p.flops);
-      c.budget_flops = c.factor * max_flops;
-      scaling::Budget b;
-      b.amount = c.budget_flops;
-      b.unit = scaling::BudgetUnit::Flops;
-      scaling::PlanOptions po;
-      po.dataset_size = dataset_size;
-      c.plan = scaling::plan_budget(fit, models, b, po);
-      require(std::isfinite(c.plan.lr) && c.plan.lr > 0, "the planner gave no learning rate for " + c.plan.model);
-      make_dirs(c.out_dir);
-      write_file_atomic(record_path(spec), to_json(c).dump(2) + "\n");
-    }
+    make_plan(c, spec, fit_options);
     StudySpec check = plan_check_spec(spec, c.plan);
     SweepOptions o = options;
     o.workers = 1;  // one run: it gets every core

@@ -2,6 +2,8 @@
 // budget a few times above the largest swept one is trained for real, and its held-out loss is compared with the
 // predicted value and interval.
 #pragma once
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 
@@ -34,6 +36,17 @@ StudySpec plan_check_spec(const StudySpec& spec, const scaling::Plan& plan);
 // Fits the finished study, plans for spec.plan_check x its largest trial's FLOPs, trains that run (resuming, like
 // every trial) with `options`, and compares. Planning failures are returned in `error`, not thrown.
 PlanCheck run_plan_check(const StudySpec& spec, const scaling::FitOptions& fit_options, const SweepOptions& options);
+
+// The same in two halves, so the check's run can train beside the seed repeats (one core each; these small models
+// gain nothing from a second thread): start_plan_check plans from the points recorded so far (the sweep), writes
+// plan.json, registers the check and starts one worker process for it (returns its pid, or -1 when nothing is
+// left to train or planning failed, with `error` set); finish_plan_check waits for that process, reads the result
+// and recomputes the prediction of the same plan (model, budget, LR unchanged) from the fit of every point
+// recorded by then (the repeats' seed noise included), which is what the single run is judged by.
+pid_t start_plan_check(PlanCheck& c, const StudySpec& spec, const scaling::FitOptions& fit_options,
+                       const SweepOptions& options);
+void finish_plan_check(PlanCheck& c, pid_t worker, const StudySpec& spec, const scaling::FitOptions& fit_options,
+                       bool interrupted);
 
 // A finished (or interrupted) check read back from <out_dir>/plan-check without training: for --report-only.
 std::optional<PlanCheck> read_plan_check(const StudySpec& spec);

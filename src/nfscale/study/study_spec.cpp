@@ -161,6 +161,9 @@ nlohmann::json to_json(const StudySpec& s) {
 
 StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, StudySpec s) {
   require(j.is_object(), origin + ": expected an object/table of study settings");
+  // A file that sets its own models or budgets but no model_epochs does not inherit the preset's per-model
+  // budgets: they belong to the preset's grid.
+  if ((j.contains("models") || j.contains("epochs")) && !j.contains("model_epochs")) s.model_epochs.clear();
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     try {

@@ -52,6 +52,10 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options);
 // bracketed (loss rises on both sides), the search hit max_trials, or results are still outstanding.
 double next_adaptive_lr(const std::vector<std::pair<double, double>>& lr_loss, int max_trials);
 
+// Claim order of a (model, budget) cell's trials: lower is claimed first; the cell with the most work ahead on its
+// model's chain of budgets (MACs per image x remaining epochs) comes first.
+int64_t order_of(const StudySpec& spec, const std::string& model, double epochs);
+
 // The LRs an adaptive search opens a (model, budget) group with, all at once so the group's first round runs in
 // parallel: one centre c gives {c/2, c, 2c} (the smallest set that can be bracketed); several LRs are used as given.
 // The first budget is centred on the study's `lrs`, each later budget on the previous budget's best LR.
