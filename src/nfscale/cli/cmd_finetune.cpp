@@ -39,8 +39,8 @@ RegisterCommand reg(30, [](CLI::App& root) {
   add_train_flags(*app, args->request.config);  // bound to finetune_defaults() (FinetuneRequest's default)
   app->add_option("--from", args->request.from,
                   "Pre-trained source: a run dir of `nfscale train` (model from its config.json, weights.pt), or a "
-                  "checkpoint.pt / weights.pt / .safetensors file in nfscale or timm names (--model, unless the file's "
-                  "metadata names the model)")
+                  "checkpoint.pt / weights.pt / .safetensors file in nfscale or timm names (--model or --model-json, "
+                  "unless the file's metadata names the model)")
       ->group("Fine-tuning");
   app->add_flag("--scratch", args->request.scratch,
                 "Baseline: same model and settings, random initialisation (model/channels still taken from --from "
