@@ -193,6 +193,36 @@ TEST_F(WeightsCli, EvalAndTrainFromASafetensorsFile) {
   EXPECT_LT((w1 - w0).abs().max().item<double>(), 0.1 * w0.abs().max().item<double>());
 }
 
+TEST_F(WeightsCli, BadWeightsFilesAreNamedErrorsThroughTheBinary) {
+  // What the reader refuses (tests/weights/test_safetensors.cpp) reaches the user as one line naming the file, exit 2,
+  // and no output file.
+  const std::string good = slurp(fix_ + "/weights.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, good.data(), 8);
+  std::string lying = good;
+  const auto at = lying.find("\"data_offsets\":[0,");
+  ASSERT_NE(at, std::string::npos);
+  lying.replace(at, 18, "\"data_offsets\":[4,");  // same length: the header now lies about where a tensor starts
+  std::string odd_dtype = good;
+  const auto f32 = odd_dtype.find("\"F32\"");
+  ASSERT_LT(f32, 8 + header_len);
+  odd_dtype.replace(f32, 5, "\"F7X\"");
+  const std::pair<std::string, std::string> cases[] = {
+      {good.substr(0, good.size() / 2), "truncated"},
+      {lying, "the header lies"},
+      {odd_dtype, "unknown dtype 'F7X'"},
+  };
+  for (const auto& [bytes, what] : cases) {
+    const std::string file = dir_ + "/bad.safetensors", out = dir_ + "/out.safetensors";
+    spit(file, bytes);
+    auto r = run_command(nfscale_bin() + " predict --from " + file + " --tensor " + fix_ + "/io.safetensors --out " + out);
+    EXPECT_EQ(r.exit_code, 2) << what << "\n" << r.output;
+    EXPECT_NE(r.output.find("error: " + file + ": "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(what), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << what;
+  }
+}
+
 TEST_F(WeightsCli, DeviceFlagIsANamedErrorOnEveryCommand) {
   // This machine has no GPU: `--device cuda` on each command that takes it fails before any work, naming the flag.
   if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present: nothing to refuse";
