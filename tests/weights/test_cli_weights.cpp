@@ -311,7 +311,7 @@ TEST_P(ModelJsonCli, ModelsJsonOutputIsTheArchitectureOfAWeightsFile) {
   EXPECT_NE(r.output.find("excludes"), std::string::npos) << r.output;
   // train takes the same file: the run's config.json records the edited spec as its model.
   r = run_command(nfscale_bin() + " train --model-json " + dir + "/edited.json --data digits --test-data none "
-                  "--train-examples 16 --batch 16 --epochs 1 --res " + std::to_string(info.train_res) +
+                  "--train-examples 32 --batch 16 --epochs 1 --res " + std::to_string(info.train_res) +
                   " --precision fp32 --ema-decay 0 --quiet --run-dir " + dir + "/run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(nlohmann::json::parse(slurp(dir + "/run/config.json"))["model"], mc.name);
