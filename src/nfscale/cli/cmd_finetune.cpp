@@ -7,6 +7,7 @@
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/train_flags.h"
 #include "nfscale/data/dataset.h"
+#include "nfscale/models/family.h"
 #include "nfscale/study/finetune.h"
 
 namespace nfscale::cli {
@@ -21,8 +22,9 @@ struct FinetuneArgs {
 
 std::string default_run_dir(const train::TrainConfig& c, bool scratch) {
   const std::string kind = data::parse_data_spec(c.data, "--data").kind;
+  const std::string name = models::is_json_spec(c.model) ? "spec" : c.model;  // a JSON spec is no file name
   char buf[200];
-  std::snprintf(buf, sizeof buf, "runs/ft-%s-%s%s-s%llu", c.model.c_str(), kind.c_str(), scratch ? "-scratch" : "",
+  std::snprintf(buf, sizeof buf, "runs/ft-%s-%s%s-s%llu", name.c_str(), kind.c_str(), scratch ? "-scratch" : "",
                 static_cast<unsigned long long>(c.seed));
   return buf;
 }
