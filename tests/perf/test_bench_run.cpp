@@ -11,24 +11,14 @@
 #include "nfscale/perf/bench_run.h"
 #include "nfscale/perf/peer_process.h"
 #include "nfscale/util/error.h"
+#include "bench_test_util.h"
 
 namespace nfscale::perf {
 namespace {
 
 namespace fs = std::filesystem;
 
-// The smallest real case: mini-F0 at the minimum resolution, batch 2, one of everything, no peer.
-BenchOptions tiny_options() {
-  BenchOptions o;
-  o.cases = {"mini-F0:17:2"};
-  o.reps = 1;
-  o.steps = 1;
-  o.infer_steps = 1;
-  o.peer = "none";
-  o.precision = "fp32/channels_last";
-  o.gemm_n = 16;
-  return o;
-}
+using testing::tiny_options;
 
 TEST(BenchRun, KeepsTheFusedSwitchOffAndTimesTheUnfusedCode) {
   const bool before = models::fused_ops_enabled();

@@ -1,8 +1,11 @@
 // test_cli_weights.cpp - the weights commands end to end through the real binary: `predict` on timm's stored input
 // reproduces timm's logits (safetensors, JSON, CSV), `export` writes timm's names and values (checked again by a
-// short Python reader using Debian's python3-torch), and a misspelt subcommand is named with a suggestion.
+// short Python reader using Debian's python3-torch), `--device` is checked with a named error on every command that
+// takes it, `nfscale models --json` output is what --model-json takes (NFNet and ViT, predict and train), and a
+// misspelt subcommand is named with a suggestion.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cstring>
@@ -10,6 +13,7 @@
 
 #include "nfscale/data/image.h"
 #include "nfscale/data/image_codec.h"
+#include "nfscale/models/registry.h"
 #include "nfscale/weights/format.h"
 #include "nfscale/weights/model_io.h"
 #include "nfscale/weights/model_source.h"
@@ -143,20 +147,8 @@ TEST_F(WeightsCli, ExportWritesTimmNamesReadableByPython) {
                   "/e.safetensors");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_LT((SafetensorsFile(dir_ + "/e.safetensors").tensor("logits") - logits_).abs().max().item<double>(), 1e-5);
-  // Python (Debian's python3-torch), parsing the header by hand: every key of timm's model.json with its shape.
-  const std::string py =
-      "import json,struct,sys,torch\n"
-      "b=open(sys.argv[1],'rb').read(); n=struct.unpack('<Q',b[:8])[0]; h=json.loads(b[8:8+n])\n"
-      "keys=json.load(open(sys.argv[2]))['keys']\n"
-      "names=set(k for k in h if k!='__metadata__')\n"
-      "assert names==set(keys), sorted(names ^ set(keys))\n"
-      "for k,shape in keys.items():\n"
-      "  e=h[k]; s,t=e['data_offsets']; assert e['dtype']=='F32' and e['shape']==shape, (k,e)\n"
-      "  x=torch.frombuffer(bytearray(b[8+n+s:8+n+t]),dtype=torch.float32).reshape(shape)\n"
-      "  assert torch.isfinite(x).all(), k\n"
-      "print('python-ok', len(keys))\n";
-  spit(dir_ + "/check.py", py);
-  r = run_command("/usr/bin/python3 " + dir_ + "/check.py " + out + " " + fix_ + "/model.json");
+  // Python (Debian's python3-torch), parsing the header by hand: timm's names, shapes and tensors.
+  r = python_read_back(out, fix_);
   ASSERT_EQ(r.exit_code, 0) << "python3 with torch (Debian python3-torch, scripts/setup.sh) failed:\n" << r.output;
   EXPECT_NE(r.output.find("python-ok 97"), std::string::npos) << r.output;
 }
@@ -200,6 +192,133 @@ TEST_F(WeightsCli, EvalAndTrainFromASafetensorsFile) {
   ASSERT_TRUE(w1.defined());
   EXPECT_LT((w1 - w0).abs().max().item<double>(), 0.1 * w0.abs().max().item<double>());
 }
+
+TEST_F(WeightsCli, BadWeightsFilesAreNamedErrorsThroughTheBinary) {
+  // What the reader refuses (tests/weights/test_safetensors.cpp) reaches the user as one line naming the file, exit 2,
+  // and no output file.
+  const std::string good = slurp(fix_ + "/weights.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, good.data(), 8);
+  std::string lying = good;
+  const auto at = lying.find("\"data_offsets\":[0,");
+  ASSERT_NE(at, std::string::npos);
+  lying.replace(at, 18, "\"data_offsets\":[4,");  // same length: the header now lies about where a tensor starts
+  std::string odd_dtype = good;
+  const auto f32 = odd_dtype.find("\"F32\"");
+  ASSERT_LT(f32, 8 + header_len);
+  odd_dtype.replace(f32, 5, "\"F7X\"");
+  const std::pair<std::string, std::string> cases[] = {
+      {good.substr(0, good.size() / 2), "truncated"},
+      {lying, "the header lies"},
+      {odd_dtype, "unknown dtype 'F7X'"},
+  };
+  for (const auto& [bytes, what] : cases) {
+    const std::string file = dir_ + "/bad.safetensors", out = dir_ + "/out.safetensors";
+    spit(file, bytes);
+    auto r = run_command(nfscale_bin() + " predict --from " + file + " --tensor " + fix_ + "/io.safetensors --out " + out);
+    EXPECT_EQ(r.exit_code, 2) << what << "\n" << r.output;
+    EXPECT_NE(r.output.find("error: " + file + ": "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(what), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << what;
+  }
+}
+
+TEST_F(WeightsCli, DeviceFlagIsANamedErrorOnEveryCommand) {
+  // This machine has no GPU: `--device cuda` on each command that takes it fails before any work, naming the flag.
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present: nothing to refuse";
+  const std::string file = fix_ + "/weights.safetensors", io = fix_ + "/io.safetensors";
+  const std::string commands[] = {
+      "train --model mini-F0 --data digits --epochs 1 --quiet --run-dir " + dir_ + "/t",
+      "finetune --from " + file + " --run-dir " + dir_ + "/f",
+      "eval --from " + file + " --data digits",
+      "predict --from " + file + " --tensor " + io + " --out " + dir_ + "/p.safetensors",
+      "bench --case mini-F0:17:2 --reps 1 --peer none",
+  };
+  for (const auto& cmd : commands) {
+    auto r = run_command(nfscale_bin() + " " + cmd + " --device cuda:1");
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find("--device 'cuda:1'"), std::string::npos) << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find("no CUDA device"), std::string::npos) << cmd << "\n" << r.output;
+    r = run_command(nfscale_bin() + " " + cmd + " --device gpu");
+    EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find("--device 'gpu': unknown device; valid: cpu, cuda, cuda:N"), std::string::npos)
+        << cmd << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir_ + "/t"));
+  EXPECT_FALSE(fs::exists(dir_ + "/p.safetensors"));
+}
+
+// `nfscale models --model NAME --json > spec.json` is what --model-json takes, for every family, also edited to
+// describe another shape; the whole listing (`models --json`, every model) is refused with the way to pick one.
+class ModelJsonCli : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ModelJsonCli, ModelsJsonOutputIsTheArchitectureOfAWeightsFile) {
+  const std::string dir = fresh_dir(std::string("model_json_") + GetParam());
+  auto r = run_command(nfscale_bin() + " models --model " + GetParam() + " --json > " + dir + "/spec.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json spec = nlohmann::json::parse(slurp(dir + "/spec.json"));
+  ASSERT_TRUE(spec.is_array() && spec.size() == 1) << spec.dump();
+  // Another shape than the member's: fewer blocks for a ViT, other widths for an NFNet.
+  if (spec[0]["family"] == "vit") spec[0]["depth"] = 1;
+  else spec[0]["widths"] = {32, 64, 128, 192};
+  spit(dir + "/edited.json", spec.dump(2));
+  // A model of that shape with random weights, saved in nfscale's names with no metadata: only the flag says what
+  // it is.
+  models::ModelConfig mc;
+  mc.name = models::model_from_json(spec, "edited.json");
+  ASSERT_TRUE(models::is_json_spec(mc.name)) << mc.name;
+  const models::ModelInfo info = models::model_info(mc.name);
+  mc.num_classes = info.ref_num_classes;
+  mc.in_channels = info.ref_in_channels;
+  torch::manual_seed(11);
+  auto model = models::build_model(mc);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);  // no zero heads or skip gains
+  }
+  model->eval();
+  const Metadata names_only = {{"names", "nfscale"}, {"producer", "nfscale"}};  // (a ViT's names alone are timm's)
+  write_safetensors(dir + "/w.safetensors", export_weights(*model, "nfscale").tensors, names_only);
+  const auto x = torch::randn({3, mc.in_channels, info.train_res, info.train_res});  // [3, C, R, R]
+  write_safetensors(dir + "/x.safetensors", {{"input", x}});
+  torch::Tensor expect;
+  {
+    torch::NoGradGuard ng;
+    expect = model->forward(x);  // [3, K]
+  }
+  const std::string predict = nfscale_bin() + " predict --from " + dir + "/w.safetensors --tensor " + dir +
+                              "/x.safetensors --out " + dir + "/p.safetensors";
+  r = run_command(predict + " --model-json " + dir + "/edited.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT((SafetensorsFile(dir + "/p.safetensors").tensor("logits") - expect).abs().max().item<double>(), 1e-5);
+  // Without the flag the file names no model; with the member's unedited spec the tensors do not fit.
+  r = run_command(predict);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--model-json SPEC.json"), std::string::npos) << r.output;
+  r = run_command(predict + " --model-json " + dir + "/spec.json");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("does not fit model"), std::string::npos) << r.output;
+  // The whole listing is a list of every model: refused, naming the file and how to print one entry.
+  r = run_command(nfscale_bin() + " models --json > " + dir + "/all.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_command(predict + " --model-json " + dir + "/all.json");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir + "/all.json: holds"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("keep exactly one (e.g. `nfscale models --model"), std::string::npos) << r.output;
+  // --model and --model-json together are refused.
+  r = run_command(predict + " --model " + GetParam() + " --model-json " + dir + "/edited.json");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("excludes"), std::string::npos) << r.output;
+  // train takes the same file: the run's config.json records the edited spec as its model.
+  r = run_command(nfscale_bin() + " train --model-json " + dir + "/edited.json --data digits --test-data none "
+                  "--train-examples 32 --batch 16 --epochs 1 --res " + std::to_string(info.train_res) +
+                  " --precision fp32 --ema-decay 0 --quiet --run-dir " + dir + "/run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir + "/run/config.json"))["model"], mc.name);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelJsonCli, ::testing::Values("mini-F0", "mini-ViT-Ti"),
+                         [](const auto& info) { return std::string(info.param) == "mini-F0" ? "NFNet" : "ViT"; });
 
 TEST(Cli, UnknownSubcommandIsNamedWithTheNearestOne) {
   auto r = run_command(nfscale_bin() + " trian --model mini-F0");

@@ -1,6 +1,7 @@
 // test_timm_vit.cpp - ViT weights in timm's names through the weights area: timm's own vit-tiny-token and
 // vit-tiny-gap (shared/fixtures/timm) imported from a spec JSON reproduce timm's logits to 1e-5 (also through
-// `nfscale predict`), the name map covers timm's keys exactly, export + re-import is bit-identical, a position
+// `nfscale predict`), the name map covers timm's keys exactly, export + re-import is bit-identical, `nfscale export`
+// of a ViT run is read back by Python (tests/weights/read_back.py) with timm's names and shapes, a position
 // embedding of another grid is resampled on import, and timm's fc_norm head is refused with the tensors named.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -116,6 +117,31 @@ TEST_P(TimmVit, ExportReimportIsBitIdentical) {
     ASSERT_TRUE(mine.defined()) << t.name;
     EXPECT_TRUE(same_bits(mine, t.tensor)) << t.name;
   }
+}
+
+TEST_P(TimmVit, ExportedRunIsReadBackByPython) {
+  // A run dir as `nfscale train` leaves it (the spec JSON as its model, nfscale names in weights.pt), exported by the
+  // binary in timm's names; Python with Debian's python3-torch reads it with a hand-parsed header.
+  BuiltModel b = import_fixture();
+  const std::string run = tmp_ + "/run";
+  fs::create_directories(run);
+  spit(run + "/config.json", nlohmann::json{{"model", b.config.name},
+                                            {"data", "digits"},
+                                            {"activation", "gelu_erf"},
+                                            {"resolution", model_json_["img_size"]}}
+                                 .dump());
+  weight_format("torch").write(run + "/weights.pt", export_weights(*b.model, "nfscale", {}));
+  const std::string out = tmp_ + "/export.safetensors";
+  auto r = run_command(nfscale_bin() + " export --run-dir " + run + " --format safetensors --names timm --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = python_read_back(out, dir_);
+  ASSERT_EQ(r.exit_code, 0) << "python3 with torch (Debian python3-torch, scripts/setup.sh) failed:\n" << r.output;
+  EXPECT_NE(r.output.find("python-ok " + std::to_string(model_json_["keys"].size())), std::string::npos) << r.output;
+  // The exported file alone (its metadata names the spec, the grid and the GELU) reproduces timm's logits.
+  r = run_command(nfscale_bin() + " predict --from " + out + " --tensor " + dir_ + "/io.safetensors --out " + tmp_ +
+                  "/e.safetensors");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT((SafetensorsFile(tmp_ + "/e.safetensors").tensor("logits") - logits_).abs().max().item<double>(), 1e-5);
 }
 
 TEST_P(TimmVit, PositionEmbeddingOfAnotherGridIsResampledOnImport) {

@@ -1,5 +1,6 @@
 // weights_test_util.h - helpers for the weights tests: fresh temp directories, raw file bytes, hand-made safetensors
-// files, and the timm fixture folder (NFSCALE_SOURCE_DIR/../shared/fixtures/timm).
+// files, the timm fixture folder (NFSCALE_SOURCE_DIR/../shared/fixtures/timm), running the binary and the Python
+// read-back check.
 #pragma once
 #include <unistd.h>
 
@@ -96,5 +97,13 @@ inline bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
 
 // The nfscale binary of this build.
 inline std::string nfscale_bin() { return std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale --threads 1"; }
+
+// tests/weights/read_back.py run by Debian's python3 (python3-torch, the header parsed by hand, no safetensors
+// package) on an exported file against the timm fixture folder `fixture`: timm's names and shapes (model.json) and
+// timm's tensors bit for bit (weights.safetensors). Prints "python-ok N" on success.
+inline RunResult python_read_back(const std::string& exported, const std::string& fixture) {
+  return run_command("/usr/bin/python3 " + std::string(NFSCALE_SOURCE_DIR) + "/tests/weights/read_back.py " + exported +
+                     " " + fixture + "/model.json " + fixture + "/weights.safetensors");
+}
 
 }  // namespace nfscale::weights::testing

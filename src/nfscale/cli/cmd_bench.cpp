@@ -36,6 +36,10 @@ const RegisterCommand kRegister(90, [](CLI::App& root) {
                   "bf16/channels_last. The peer always picks its fastest")
       ->check(CLI::IsMember({"fp32", "bf16", "best", "fp32/nchw", "fp32/channels_last", "bf16/nchw",
                              "bf16/channels_last"}));
+  cmd->add_option("--device", o->device,
+                  "cpu or cuda[:N]: where nfscale's side runs. Off the CPU the fused CPU routes are off (ATen path), "
+                  "only fp32 is tried and no peer is timed (it runs on the CPU)")
+      ->capture_default_str();
   cmd->add_option("--json", o->json_out, "Also write every figure as JSON to this file");
   cmd->add_option("--profile", o->profile_rows,
                   "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step, this many rows")

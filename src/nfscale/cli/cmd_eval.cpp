@@ -79,9 +79,12 @@ RegisterCommand reg(25, [](CLI::App& root) {
   auto* from = app->add_option("--from", a->from.from, "A weights file (checkpoint, weights.pt, .safetensors in nfscale "
                                                        "or timm names) instead of a run dir; needs --data");
   run_dir->excludes(from);
-  app->add_option("--model", a->from.model, "Architecture of the --from file (default: its metadata)");
-  app->add_option("--model-json", a->from.model_json, "Architecture of the --from file as a spec JSON "
-                                                      "(`nfscale models --json`)")->check(CLI::ExistingFile);
+  auto* model = app->add_option("--model", a->from.model, "Architecture of the --from file (default: its metadata)");
+  auto* model_json = app->add_option("--model-json", a->from.model_json,
+                                     "Architecture of the --from file as a spec JSON file (`nfscale models --model NAME "
+                                     "--json > spec.json`)")
+                         ->check(CLI::ExistingFile);
+  model->excludes(model_json);
   app->add_option("--strict", a->from.strict, "--from: every tensor must match")->capture_default_str();
   app->add_option("--device", a->from.device, "cpu or cuda[:N]")->capture_default_str();
   app->add_option("--weights", a->weights, "Weights file (default: <run-dir>/weights.pt, or checkpoint.pt)");
@@ -93,6 +96,7 @@ RegisterCommand reg(25, [](CLI::App& root) {
   app->add_option("--precision", a->precision, "fp32 or bf16")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
   app->add_flag("--json", a->json, "Print JSON");
   app->callback([a] {
+    const torch::Device device = parse_device(a->from.device, "--device");  // a named error before any work
     if (!a->from.from.empty()) return eval_file(*a);
     require(!a->run_dir.empty(), "eval: pass --run-dir (a run of `nfscale train`) or --from FILE with --data");
     const std::string cfg_path = (fs::path(a->run_dir) / "config.json").string();
@@ -110,7 +114,7 @@ RegisterCommand reg(25, [](CLI::App& root) {
     mc.init_weights = false;
     auto model = models::build_model(mc);
     train::load_weights(weights, *model);
-    model->to(parse_device(a->from.device));
+    model->to(device);
     train::EvalOptions eo = train::make_eval_options(cfg, data, a->precision == "bf16");
     if (a->res > 0) eo.resolution = a->res;
     models::check_resolution(cfg.model, eo.resolution);

@@ -7,6 +7,7 @@
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/train_flags.h"
 #include "nfscale/data/dataset.h"
+#include "nfscale/models/family.h"
 #include "nfscale/study/finetune.h"
 
 namespace nfscale::cli {
@@ -21,8 +22,9 @@ struct FinetuneArgs {
 
 std::string default_run_dir(const train::TrainConfig& c, bool scratch) {
   const std::string kind = data::parse_data_spec(c.data, "--data").kind;
+  const std::string name = models::is_json_spec(c.model) ? "spec" : c.model;  // a JSON spec is no file name
   char buf[200];
-  std::snprintf(buf, sizeof buf, "runs/ft-%s-%s%s-s%llu", c.model.c_str(), kind.c_str(), scratch ? "-scratch" : "",
+  std::snprintf(buf, sizeof buf, "runs/ft-%s-%s%s-s%llu", name.c_str(), kind.c_str(), scratch ? "-scratch" : "",
                 static_cast<unsigned long long>(c.seed));
   return buf;
 }
@@ -39,8 +41,8 @@ RegisterCommand reg(30, [](CLI::App& root) {
   add_train_flags(*app, args->request.config);  // bound to finetune_defaults() (FinetuneRequest's default)
   app->add_option("--from", args->request.from,
                   "Pre-trained source: a run dir of `nfscale train` (model from its config.json, weights.pt), or a "
-                  "checkpoint.pt / weights.pt / .safetensors file in nfscale or timm names (--model, unless the file's "
-                  "metadata names the model)")
+                  "checkpoint.pt / weights.pt / .safetensors file in nfscale or timm names (--model or --model-json, "
+                  "unless the file's metadata names the model)")
       ->group("Fine-tuning");
   app->add_flag("--scratch", args->request.scratch,
                 "Baseline: same model and settings, random initialisation (model/channels still taken from --from "

@@ -19,11 +19,13 @@ namespace nfscale::cli {
 namespace fs = std::filesystem;
 
 void add_model_source_flags(CLI::App& app, FromArgs& a) {
-  app.add_option("--model", a.model, "Architecture of a weights file: a registry name (see `nfscale models`); "
-                                     "default: the file's metadata");
-  app.add_option("--model-json", a.model_json, "Architecture of a weights file as a spec JSON (one entry of "
-                                               "`nfscale models --json`), so any shape can be described")
-      ->check(CLI::ExistingFile);
+  auto* model = app.add_option("--model", a.model, "Architecture of a weights file: a registry name (see `nfscale "
+                                                  "models`); default: the file's metadata");
+  auto* model_json = app.add_option("--model-json", a.model_json,
+                                    "Architecture of a weights file as a spec JSON file: what `nfscale models --model "
+                                    "NAME --json > spec.json` writes (edit any field to describe another shape)")
+                         ->check(CLI::ExistingFile);
+  model->excludes(model_json);
   app.add_option("--names", a.names, "Tensor names in the file: auto (detected), nfscale or timm")
       ->capture_default_str()->check(CLI::IsMember({"auto", "nfscale", "timm"}));
   app.add_option("--strict", a.strict, "Every tensor must match (false: a classifier of another size is left as "

@@ -8,16 +8,25 @@
 
 #include "nfscale/train/config.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/error.h"
+#include "nfscale/weights/model_source.h"
 
 namespace nfscale::cli {
 
 void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   auto* g = &app;
-  g->add_option("--model,-m", c.model,
-                "Model name (see `nfscale models`), e.g. mini-F0, F0, mini-ViT-S, ViT-S-16, or a JSON spec as printed "
-                "by `nfscale models --json`")
-      ->group("Model");
+  auto* model = g->add_option("--model,-m", c.model,
+                              "Model name (see `nfscale models`), e.g. mini-F0, F0, mini-ViT-S, ViT-S-16, or a JSON spec "
+                              "as printed by `nfscale models --json`")
+                   ->group("Model");
+  // No variable of its own: the file's spec becomes config.model (a registry name, or the spec as JSON text).
+  auto* model_json = g->add_option("--model-json", "The model as a spec JSON file: what `nfscale models --model NAME "
+                                                   "--json > spec.json` writes (edit any field to describe another shape)")
+                         ->check(CLI::ExistingFile)
+                         ->each([&c](const std::string& path) { c.model = weights::model_from_json_file(path); })
+                         ->group("Model");
+  model->excludes(model_json);
   g->add_option("--pos-embed-resample", c.pos_embed_resample,
                 "ViT: bilinear | bicubic resampling of the position embedding at another resolution")
       ->capture_default_str()->group("Model");
@@ -98,6 +107,7 @@ void add_train_flags(CLI::App& app, train::TrainConfig& c) {
   g->add_option("--channels-last", c.channels_last, "Use channels_last memory format")->capture_default_str()
       ->group("Speed");
   g->add_option("--device", c.device, "cpu or cuda[:N] (fused kernels only on cpu; GPU runs are untested, README)")
+      ->each([](const std::string& d) { parse_device(d, "--device"); })  // a named error before anything runs
       ->capture_default_str()->group("Speed");
   g->add_option("--sam-rho", c.sam_rho, "SAM neighbourhood size rho (0 = plain SGD)")->capture_default_str()
       ->group("SAM");
@@ -176,7 +186,8 @@ void apply_settings_file(CLI::App& app, const std::string& path, train::TrainCon
     for (auto& ch : name)
       if (ch == '-') ch = '_';
     static const std::pair<const char*, const char*> renames[] = {
-        {"res", "resolution"}, {"eval_res", "eval_resolution"}, {"model", "model"}};
+        {"res", "resolution"}, {"eval_res", "eval_resolution"}, {"model", "model"},
+        {"model_json", "model"}};
     for (auto& [from, to] : renames)
       if (name == from) name = to;
     if (cli.contains(name)) merged[name] = cli[name];

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "nfscale/perf/stats.h"
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/cpu_features.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/op_profile.h"
 #include "nfscale/util/runtime.h"
@@ -52,19 +54,31 @@ std::unique_ptr<PeerProcess> start_peer(const BenchOptions& o, const BenchCase& 
 
 }  // namespace
 
+bool fused_routes_for(bool switch_on, const c10::Device& device) { return switch_on && device.is_cpu(); }
+
+std::vector<StepSetting> device_settings(const std::string& precision, const c10::Device& device) {
+  std::vector<StepSetting> out = candidate_settings(precision);
+  if (device.is_cpu()) return out;
+  out.erase(std::remove_if(out.begin(), out.end(), [](const StepSetting& st) { return st.bf16; }), out.end());
+  require(!out.empty(), "bench --precision " + precision + " --device " + device.str() +
+                            ": bf16 is CPU autocast, so a non-CPU device runs fp32 only; pass --precision fp32");
+  return out;
+}
+
 FusedOpsRestore::FusedOpsRestore() : before_(models::fused_ops_enabled()) {}
 FusedOpsRestore::~FusedOpsRestore() { models::set_fused_ops(before_); }
 
 nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::string& peer_script, int threads) {
   const FusedOpsRestore restore;
-  const bool fused = restore.at_entry();
+  const torch::Device device = parse_device(o.device, "bench --device");
+  const bool fused = fused_routes_for(restore.at_entry(), device);  // any other device: the ATen path
   const bool time_unfused = o.unfused && fused;
-  ModelBench nf(c);
+  ModelBench nf(c, device);
   const models::ModelCost& cost = nf.cost();
-  auto peer = start_peer(o, c, peer_script, nf, threads);
+  auto peer = start_peer(o, c, device.is_cpu() ? peer_script : std::string(), nf, threads);  // the peer is CPU-only
   // Warm up every candidate setting and keep the fastest for training and for inference (the peer chooses its own
   // the same way at start-up).
-  const nlohmann::json tried = nf.choose_settings(candidate_settings(o.precision), fused);
+  const nlohmann::json tried = nf.choose_settings(device_settings(o.precision, device), fused);
   const StepSetting train_set = nf.train_setting(), infer_set = nf.infer_setting();
   if (time_unfused) nf.train_rate(false, 1, train_set), nf.infer_rate(false, 1, infer_set);
   if (o.profile_rows > 0) {
@@ -76,6 +90,9 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)\n", c.model.c_str(),
               (long long)c.res, (long long)c.batch, (long long)cost.params, cost.macs_per_image / 1e9,
               cost.train_flops_per_image() / 1e9);
+  if (!device.is_cpu())
+    std::printf("  on %s: fused CPU routes off (ATen path), fp32 only, no peer; the GEMM probe measures the CPU\n",
+                device.str().c_str());
   std::printf("  nfscale (%s) settings: train %s, infer %s (fastest of: %s)\n", fused ? "fused ops on" : "fused ops OFF",
               train_set.str().c_str(), infer_set.str().c_str(), tried.dump().c_str());
   if (peer) {
@@ -146,6 +163,7 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   }
   std::fflush(stdout);
   return {{"model", c.model},
+          {"device", device.str()},
           {"res", c.res},
           {"batch", c.batch},
           {"params", cost.params},
@@ -166,16 +184,18 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
 nlohmann::json run_bench(const BenchOptions& o) {
   std::vector<BenchCase> cases;
   for (const auto& s : o.cases) cases.push_back(parse_case(s));
-  candidate_settings(o.precision);  // UserError on a bad --precision before anything runs
-  const std::string peer = o.peer == "none" ? "" : find_peer_script(o.peer);
-  if (o.peer != "none" && peer.empty())
+  const torch::Device device = parse_device(o.device, "bench --device");  // UserError before anything runs
+  device_settings(o.precision, device);  // UserError on a bad --precision (or bf16 off the CPU) before anything runs
+  const bool want_peer = o.peer != "none" && device.is_cpu();  // the peer runs on the CPU only
+  const std::string peer = want_peer ? find_peer_script(o.peer) : "";
+  if (want_peer && peer.empty())
     throw UserError("bench --peer: bench/peer_nfnet.py not found; pass --peer PATH or --peer none");
   const int threads = at::get_num_threads();
   const char* wait = std::getenv("OMP_WAIT_POLICY");
-  std::printf("nfscale bench: %d threads, OpenBLAS threads %d, OMP_WAIT_POLICY=%s (the peer inherits it), CPU %s, "
+  std::printf("nfscale bench on %s: %d threads, OpenBLAS threads %d, OMP_WAIT_POLICY=%s (the peer inherits it), CPU %s, "
               "%s, pointwise-GEMM route up to %lld px; each side runs its fastest precision x layout setting "
               "(--precision %s); load %s\n",
-              threads, blas_threads(), wait ? wait : "(unset)", cpu_features().describe().c_str(),
+              device.str().c_str(), threads, blas_threads(), wait ? wait : "(unset)", cpu_features().describe().c_str(),
               models::fused_ops_status().c_str(), static_cast<long long>(models::pointwise_gemm_max_pixels()),
               o.precision.c_str(), load_string().c_str());
   std::fflush(stdout);

@@ -2,6 +2,7 @@
 // the Python peer (bench/peer_nfnet.py), alternating within each repetition, with the GEMM peak probe in the same
 // run; prints the table and returns every figure as JSON. Leaves the process-wide fused-ops switch as it found it.
 #pragma once
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -25,7 +26,17 @@ struct BenchOptions {
   std::string precision = "best";  // see candidate_settings()
   int gemm_n = 1024;  // GEMM probe size (a perfect square)
   std::string json_out;  // also write every figure here ("" = no file)
+  // cpu | cuda[:N] (util/device.h). On a non-CPU device the fused CPU routes are off (the ATen path runs), only fp32
+  // settings are tried (bf16 is CPU autocast), no unfused series and no peer (the peer runs on the CPU) are timed.
+  std::string device = "cpu";
 };
+
+// Whether nfscale's series runs the fused CPU routes: the switch is on and the device is the CPU.
+bool fused_routes_for(bool switch_on, const c10::Device& device);
+
+// The settings of `precision` (candidate_settings) that `device` can run: all on the CPU, the fp32 ones elsewhere.
+// UserError naming --precision and --device when none is left (e.g. bf16 on cuda).
+std::vector<StepSetting> device_settings(const std::string& precision, const c10::Device& device);
 
 // Sets the fused-ops switch back to the value it had at construction when it goes out of scope (also on an
 // exception), so NFSCALE_FUSED=0 or a caller's set_fused_ops() outlives a benchmark.
@@ -41,8 +52,9 @@ class FusedOpsRestore {
   bool before_;
 };
 
-// One case. nfscale runs with the fused ops as they are switched on entry (its "fused" series; with
-// NFSCALE_FUSED=0 that is the unfused code, and no separate unfused series is timed). peer_script "" = no peer.
+// One case, on options.device. nfscale runs with the fused ops as they are switched on entry (its "fused" series;
+// with NFSCALE_FUSED=0 or on a non-CPU device that is the unfused code, and no separate unfused series is timed).
+// peer_script "" = no peer.
 nlohmann::json run_case(const BenchOptions& options, const BenchCase& c, const std::string& peer_script, int threads);
 
 // Every case of `options`; UserError on a bad case, precision or missing peer script. Writes options.json_out

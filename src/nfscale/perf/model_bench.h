@@ -18,8 +18,9 @@ namespace nfscale::perf {
 class ModelBench {
  public:
   // Builds c.model (seed 0; reference classes and input channels; skip gains 0.5 so every branch's backward does
-  // real work; a zero-initialised head gets small random weights), the family's optimiser (train_defaults) and one random batch [c.batch, C, c.res, c.res] with soft targets.
-  explicit ModelBench(const BenchCase& c);
+  // real work; a zero-initialised head gets small random weights), the family's optimiser (train_defaults) and one random batch [c.batch, C, c.res, c.res] with soft targets,
+  // all on `device` (timings wait for a CUDA device to finish).
+  explicit ModelBench(const BenchCase& c, const torch::Device& device = torch::kCPU);
   ~ModelBench();
 
   // Images/s of `steps` training steps (forward, soft-target cross-entropy, backward, optimiser step at lr 1e-3),
