@@ -1,8 +1,8 @@
-// proto_stem_conv8.cpp - standalone prototype (not built by CMake, not part of nfscale) of a direct kernel for the
-// ladder stem's 8 -> 8, 3x3, stride-1 SAME convolution at 16x16, fp32 channels_last, batch 128, one thread: the
+// stem_conv8.cpp - standalone prototype (not built by CMake: bench/prototypes/ is outside the bench glob; not part
+// of nfscale) of a direct kernel for the ladder stem's 8 -> 8, 3x3, stride-1 SAME convolution at 16x16, fp32 channels_last, batch 128, one thread: the
 // forward (also the input gradient, with the weights transposed and flipped) and the weight gradient. Checks both
 // against fp64 loops and times them (docs/performance.md, issue 12 session 6). AVX-512 intrinsics only:
-//   g++ -O3 -march=native -std=c++17 bench/proto_stem_conv8.cpp -o /tmp/proto_stem && /tmp/proto_stem
+//   g++ -O3 -march=native -std=c++17 bench/prototypes/stem_conv8.cpp -o /tmp/proto_stem && /tmp/proto_stem
 // Layout: per image the channels_last input is transposed into 8 zero-padded planes [8][18][18 + slack]; x [B,H,W,C],
 // y [B,H,W,O] (channels_last), w [O][C][3][3].
 #include <immintrin.h>
