@@ -45,18 +45,11 @@ Estimate predict(const BootstrapSamples& boot, double level, double value,
 Estimate predict_run(const BootstrapSamples& boot, double level, double value, const SeedCells& seeds,
                      const std::function<double(const std::vector<double>&)>& curve) {
   if (!seeds.has_noise()) return predict(boot, level, value, curve);
-  Estimate e;
-  e.value = value;
   SplitMix rng(0x9e3779b97f4a7c15ULL);
-  std::vector<double> v;
-  for (auto& s : boot.samples) {
+  return predict(boot, level, value, [&](const std::vector<double>& s) {
     const double sigma = draw_seed_sigma(seeds, rng);
-    v.push_back(curve(s) * std::exp(sigma * normal_draw(rng)));
-  }
-  auto [lo, hi] = percentile_interval(std::move(v), level);
-  e.lo = lo;
-  e.hi = hi;
-  return e;
+    return curve(s) * std::exp(sigma * normal_draw(rng));
+  });
 }
 
 void split_flops_loss(const std::vector<RunPoint>& pts, std::vector<double>& c, std::vector<double>& l) {

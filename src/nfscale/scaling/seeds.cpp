@@ -85,8 +85,8 @@ double draw_seed_sigma(const SeedCells& s, SplitMix& rng) {
 
 std::vector<RunPoint> draw_seed_noise(const SeedCells& s, SplitMix& rng) {
   std::vector<RunPoint> cells = s.cells;
-  if (!s.has_noise() || !std::isfinite(s.log_sd)) return cells;
   const double sigma = draw_seed_sigma(s, rng);
+  if (!std::isfinite(sigma)) return cells;  // no repeated cell: no noise to draw
   for (size_t c = 0; c < cells.size(); ++c) cells[c].loss *= std::exp(sigma / std::sqrt(s.replicates[c]) * normal_draw(rng));
   return cells;
 }

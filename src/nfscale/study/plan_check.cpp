@@ -177,8 +177,6 @@ void finish_plan_check(PlanCheck& c, pid_t worker, const StudySpec& spec, const 
 
 PlanCheck run_plan_check(const StudySpec& spec, const scaling::FitOptions& fit_options, const SweepOptions& options) {
   PlanCheck c;
-  c.factor = spec.plan_check;
-  c.out_dir = (fs::path(spec.out_dir) / "plan-check").string();
   try {
     make_plan(c, spec, fit_options);
     StudySpec check = plan_check_spec(spec, c.plan);
