@@ -1,5 +1,5 @@
 // test_figures.cpp - the study's figure builders: fit lines and bands, tick choices, the LR-slope figure, the
-// residual plot, tooltips, and refused input.
+// residual plot, the two-family frontier figure, the published-results figure, tooltips, and refused input.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -132,6 +132,46 @@ TEST(Figures, FinetuneReferencesAreMarkersOnly) {
   EXPECT_TRUE(p.series[0].style.lines);
   EXPECT_DOUBLE_EQ(p.series[0].points[0].x, 1e16);  // sorted by compute
   EXPECT_FALSE(p.series[1].style.lines);
+}
+
+TEST(Figures, FamilyFrontiersGiveEachFamilyItsColourRunsFrontierAndFit) {
+  PowerLawLine fa{2.0, -0.1, 1e10, 1e12, "", {}};
+  fa.interval = {{1e10, 0.9, 1.1}, {1e12, 0.5, 0.7}};
+  FamilyFrontier a{"NFNet", {{1e10, 0.95}, {2e10, 1.3}, {1e12, 0.6}}, {{1e12, 0.6}, {1e10, 0.95}}, fa};
+  FamilyFrontier b{"ViT", {{3e10, 1.4}, {3e12, 0.9}}, {{3e10, 1.4}, {3e12, 0.9}}, std::nullopt};
+  const Plot p = family_frontiers_figure({a, b});
+  ASSERT_EQ(p.series.size(), 5u);  // NFNet: runs, frontier, fit; ViT: runs, frontier (no fit)
+  EXPECT_EQ(p.series[0].name, "NFNet runs");
+  EXPECT_FALSE(p.series[0].style.lines);
+  EXPECT_FALSE(p.series[0].style.in_legend);
+  EXPECT_EQ(p.series[1].name, "NFNet frontier");
+  EXPECT_DOUBLE_EQ(p.series[1].points[0].x, 1e10);  // sorted by compute
+  EXPECT_TRUE(p.series[1].style.lines);
+  EXPECT_TRUE(p.series[2].style.dashed);
+  EXPECT_EQ(p.series[2].name, "NFNet fit: L = 2 C^-0.100");
+  EXPECT_EQ(p.series[2].points.size(), 2u);  // one point per interval x, carrying the band
+  EXPECT_EQ(*p.series[2].points[1].y_lo, 0.5);
+  // One colour per family across its series; the families differ.
+  EXPECT_EQ(p.series[0].style.color->r, p.series[2].style.color->r);
+  EXPECT_NE(p.series[1].style.color->r, p.series[4].style.color->r);
+  EXPECT_EQ(p.series[4].name, "ViT frontier");
+  EXPECT_NE(p.annotation.find("NFNet b = -0.100"), std::string::npos) << p.annotation;
+  EXPECT_THROW(family_frontiers_figure({}), nfscale::UserError);
+  FamilyFrontier bad = a;
+  bad.fit->x_max = bad.fit->x_min;
+  EXPECT_THROW(family_frontiers_figure({bad}), nfscale::UserError);
+}
+
+TEST(Figures, PublishedResultsAreMarkersOnALinearAccuracyAxis) {
+  const Plot p = published_results_figure({{"NFNet (published)", {{110e3, 90.3}, {110e3, 90.4}}},
+                                           {"ViT (published)", {{120e3, 90.2}, {280e3, 90.45}}}},
+                                          "published numbers, not measured");
+  ASSERT_EQ(p.series.size(), 2u);
+  EXPECT_EQ(p.y_scale, Scale::Linear);
+  EXPECT_EQ(p.x_scale, Scale::Log);
+  for (const auto& s : p.series) EXPECT_FALSE(s.style.lines);
+  EXPECT_NE(p.title.find("not measured"), std::string::npos);
+  EXPECT_EQ(p.annotation, "published numbers, not measured");
 }
 
 }  // namespace

@@ -19,6 +19,30 @@ namespace fs = std::filesystem;
 
 const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
 
+// A fresh temporary folder `<tmp>/<prefix><pid>` holding study.toml = `toml_head` + `out_dir` (its "out") + `toml_tail`.
+struct StudyDir {
+  fs::path dir;
+  std::string file, log;
+  StudyDir(const std::string& prefix, const std::string& toml_head, const std::string& toml_tail)
+      : dir(fs::temp_directory_path() / (prefix + std::to_string(getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    file = (dir / "study.toml").string();
+    log = (dir / "log.txt").string();
+    std::ofstream(file) << toml_head << "out_dir = \"" << (dir / "out").string() << "\"\n" << toml_tail;
+  }
+  // `nfscale [--threads 1] study --preset smoke --study-file <file> <extra>`, output to `log`; the exit code.
+  int run(const std::string& extra = "", bool one_thread = true) const {
+    const std::string cmd = kBinary + (one_thread ? " --threads 1" : "") + " study --preset smoke --study-file " +
+                            file + " " + extra + " > " + log + " 2>&1";
+    return std::system(cmd.c_str());
+  }
+  std::string output() const {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+};
+
 store::Trial trial(int64_t id, const std::string& model, double epochs, double lr, int64_t seed,
                      store::TrialStatus status, double loss = NAN, double seconds = 0, double flops = 0) {
   store::Trial t;
@@ -87,6 +111,7 @@ TEST(StudyProgress, LineShowsCountsEtaAndFrontier) {
 
 TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
   StudySpec spec = two_by_two(true);
+  spec.models = {"nano-F0", "micro-F0"};  // real models: repeats are chosen per model family
   spec.name = "r";
   spec.seeds = {0};
   spec.frontier_repeats = 2;
@@ -102,10 +127,10 @@ TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
     p.seed = seed;
     return p;
   };
-  // a@1: best LR 0.4; a@2: best LR 0.2; b@2 costs more than a@2 but is worse: off the frontier.
+  // nano@1: best LR 0.4; nano@2: best LR 0.2; micro@2 costs more than a@2 but is worse: off the frontier.
   // A point of an earlier repeat seed (5) must not change the choice.
-  std::vector<scaling::RunPoint> pts = {pt("a", 1, 0.4, 1e9, 1.0),  pt("a", 1, 0.8, 1e9, 1.3), pt("a", 2, 0.2, 2e9, 0.7),
-                                        pt("a", 2, 0.4, 2e9, 0.9),  pt("b", 2, 0.4, 4e9, 0.8), pt("a", 2, 0.4, 2e9, 0.1, 5)};
+  std::vector<scaling::RunPoint> pts = {pt("nano-F0", 1, 0.4, 1e9, 1.0),  pt("nano-F0", 1, 0.8, 1e9, 1.3), pt("nano-F0", 2, 0.2, 2e9, 0.7),
+                                        pt("nano-F0", 2, 0.4, 2e9, 0.9),  pt("micro-F0", 2, 0.4, 4e9, 0.8), pt("nano-F0", 2, 0.4, 2e9, 0.1, 5)};
   auto f = searched_frontier(spec, pts);
   ASSERT_EQ(f.size(), 2u);
   EXPECT_EQ(f[0].lr, 0.4);
@@ -121,8 +146,8 @@ TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
     ASSERT_EQ(trials.size(), 4u);
     std::set<std::tuple<std::string, double, double, int64_t>> keys;
     for (auto& t : trials) keys.insert({t.spec.model, t.spec.epochs, t.spec.lr, t.spec.seed});
-    EXPECT_TRUE(keys.count({"a", 1, 0.4, 1}) && keys.count({"a", 1, 0.4, 2}) && keys.count({"a", 2, 0.2, 1}) &&
-                keys.count({"a", 2, 0.2, 2}));
+    EXPECT_TRUE(keys.count({"nano-F0", 1, 0.4, 1}) && keys.count({"nano-F0", 1, 0.4, 2}) && keys.count({"nano-F0", 2, 0.2, 1}) &&
+                keys.count({"nano-F0", 2, 0.2, 2}));
   }
   spec.frontier_repeats = 0;
   auto db = store::open_results_store(spec.db_path());
@@ -130,21 +155,48 @@ TEST(FrontierRepeats, RepeatsTheBestLrOfEachFrontierPointUnderNewSeeds) {
   fs::remove_all(spec.out_dir);
 }
 
+TEST(FrontierRepeats, AMixedStudyRepeatsEachFamilysOwnFrontier) {
+  StudySpec spec = two_by_two(true);
+  spec.models = {"nano-F0", "mini-ViT-Ti"};
+  spec.name = "rm";
+  spec.frontier_repeats = 1;
+  spec.base.data = "digits";
+  spec.out_dir = (fs::temp_directory_path() / ("nfscale_repeats_mixed_" + std::to_string(getpid()))).string();
+  auto pt = [](const std::string& m, double e, double lr, double flops, double loss) {
+    scaling::RunPoint p;
+    p.model = m;
+    p.epochs = e;
+    p.lr = lr;
+    p.flops = flops;
+    p.loss = loss;
+    return p;
+  };
+  // The ViT is worse than the NFNet at every compute: off a joint frontier, but on its own family's.
+  std::vector<scaling::RunPoint> pts = {pt("nano-F0", 1, 1.6, 1e9, 0.8), pt("nano-F0", 2, 1.6, 2e9, 0.6),
+                                        pt("mini-ViT-Ti", 1, 0.016, 3e9, 1.2),
+                                        pt("mini-ViT-Ti", 2, 0.016, 6e9, 0.9)};
+  fs::remove_all(spec.out_dir);
+  fs::create_directories(spec.out_dir);
+  {
+    auto db = store::open_results_store(spec.db_path());
+    EXPECT_EQ(register_frontier_repeats(*db, spec, pts), 4);
+    std::set<std::pair<std::string, double>> keys;
+    for (auto& t : db->trials("rm")) keys.insert({t.spec.model, t.spec.epochs});
+    EXPECT_TRUE(keys.count({"mini-ViT-Ti", 1}) && keys.count({"mini-ViT-Ti", 2}) && keys.count({"nano-F0", 2}));
+  }
+  fs::remove_all(spec.out_dir);
+}
+
 // `nfscale study` end to end on a tiny study: sweep, seed repeats, the planner's choice trained for real, report.
 TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
-  const fs::path dir = fs::temp_directory_path() / ("nfscale_study_run_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const std::string file = (dir / "study.toml").string();
-  std::ofstream(file) << "name = \"pc\"\nmodels = [\"mini-F0\", \"mini-F1\"]\nepochs = [0.5, 1, 2]\n"
-                         "lrs = [1.6, 3.2]\nseeds = [0]\nfrontier_repeats = 1\nplan_check = 2\n"
-                         "out_dir = \"" << (dir / "out").string() << "\"\n"
-                         "[train]\ndata = \"digits\"\nholdout = 300\nresolution = 20\nbatch = 32\n"
-                         "eval_points = 1\nprecision = \"fp32\"\nclip = 0.1\n";
-  const std::string log = (dir / "log.txt").string();
-  const std::string cmd = kBinary + " --threads 1 study --preset smoke --study-file " + file + " > " + log + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "see " << log;
+  const StudyDir sd("nfscale_study_run_",
+                    "name = \"pc\"\nmodels = [\"mini-F0\", \"mini-F1\"]\nepochs = [0.5, 1, 2]\n"
+                    "lrs = [1.6, 3.2]\nseeds = [0]\nfrontier_repeats = 1\nplan_check = 2\n",
+                    "[train]\ndata = \"digits\"\nholdout = 300\nresolution = 20\nbatch = 32\n"
+                    "eval_points = 1\nprecision = \"fp32\"\nclip = 0.1\n");
+  const fs::path& dir = sd.dir;
+  ASSERT_EQ(sd.run(), 0) << "see " << sd.log;
   std::ifstream plan_in(dir / "out" / "report" / "plan.json");
   ASSERT_TRUE(plan_in.good());
   nlohmann::json plan = nlohmann::json::parse(plan_in);
@@ -178,17 +230,72 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   std::ifstream html(dir / "out" / "report" / "index.html");
   std::string text((std::istreambuf_iterator<char>(html)), {});
   EXPECT_NE(text.find("The planner checked by a real run"), std::string::npos);
-  std::ifstream lin(log);
-  std::string out((std::istreambuf_iterator<char>(lin)), {});
+  const std::string out = sd.output();
   EXPECT_NE(out.find("Planner check: planned "), std::string::npos) << out;
   EXPECT_NE(out.find("[study] seed repeats"), std::string::npos) << out;
   EXPECT_NE(out.find("trains beside the seed repeats"), std::string::npos) << out;
   // --report-only reads the check back without training.
-  const std::string again = kBinary + " study --preset smoke --study-file " + file + " --report-only > " + log + " 2>&1";
-  ASSERT_EQ(std::system(again.c_str()), 0);
-  std::ifstream lin2(log);
-  std::string out2((std::istreambuf_iterator<char>(lin2)), {});
+  ASSERT_EQ(sd.run("--report-only", false), 0);
+  const std::string out2 = sd.output();
   EXPECT_NE(out2.find("Planner check: planned "), std::string::npos) << out2;
+  fs::remove_all(dir);
+}
+
+// A mixed study end to end: both families trained with their own LRs and optimisers, fitted separately, and
+// compared at equal compute in comparison.json, the report's first section and its two figures.
+TEST(StudyRun, AMixedStudyComparesTheFamiliesAtEqualCompute) {
+  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+  const StudyDir sd("nfscale_study_mixed_",
+                    "name = \"mx\"\nmodels = [\"nano-F0\", \"mini-ViT-Ti\"]\nepochs = [0.5, 1, 2, 4]\n"
+                    "adaptive_lr = false\nseeds = [0]\n",
+                    "[family_lrs]\nnfnet = [1.6]\nvit = [0.016]\n"
+                    "[train]\ndata = \"digits\"\nholdout = 300\nresolution = 20\nbatch = 32\n"
+                    "eval_points = 1\nprecision = \"fp32\"\nclip = -1\n");  // smoke's AGC 0.1 off
+  const fs::path& dir = sd.dir;
+  ASSERT_EQ(sd.run(), 0) << "see " << sd.log;
+  // Each family trained at its own LR with its own optimiser.
+  auto db = store::open_results_store((dir / "out" / "results.sqlite").string());
+  int nfnet = 0, vit = 0;
+  for (auto& t : db->trials("mx")) {
+    ASSERT_EQ(t.status, store::TrialStatus::Done) << t.error;
+    if (t.spec.model == "nano-F0") {
+      EXPECT_DOUBLE_EQ(t.spec.lr, 1.6);
+      ++nfnet;
+    } else {
+      EXPECT_DOUBLE_EQ(t.spec.lr, 0.016);
+      ++vit;
+    }
+  }
+  EXPECT_EQ(nfnet, 4);
+  EXPECT_EQ(vit, 4);
+  const fs::path report = dir / "out" / "report";
+  std::ifstream cin_(report / "comparison.json");
+  ASSERT_TRUE(cin_.good()) << "no comparison.json";
+  const nlohmann::json c = nlohmann::json::parse(cin_);
+  ASSERT_TRUE(c.contains("fits") && c["fits"].contains("nfnet") && c["fits"].contains("vit")) << c.dump(2);
+  if (c.contains("levels") && !c["levels"].empty()) {
+    EXPECT_EQ(c["family_a"], "NFNet");
+    EXPECT_EQ(c["family_b"], "ViT");
+    const double lo = c["overlap_flops"][0].get<double>(), hi = c["overlap_flops"][1].get<double>();
+    EXPECT_LE(lo, hi);
+    for (const auto& l : c["levels"]) {
+      const double f = l["flops"].get<double>();
+      EXPECT_GE(f, lo * (1 - 1e-9));
+      EXPECT_LE(f, hi * (1 + 1e-9));
+    }
+    const std::string verdict = c["verdict"].get<std::string>();
+    EXPECT_NE(verdict.find("At equal pre-training compute"), std::string::npos) << verdict;
+  } else {
+    // The fits could not be compared: the reason is recorded and shown, never an empty section.
+    ASSERT_TRUE(c.contains("error") && c["error"].is_string()) << c.dump(2);
+    EXPECT_FALSE(c["error"].get<std::string>().empty()) << c.dump(2);
+  }
+  for (const char* f : {"fig0_families.svg", "fig0_families.png", "fig0b_paper_scale.svg"})
+    EXPECT_TRUE(fs::exists(report / f)) << f;
+  std::ifstream html(report / "index.html");
+  std::string text((std::istreambuf_iterator<char>(html)), {});
+  EXPECT_NE(text.find("NFNet against ViT at equal compute"), std::string::npos);
+  EXPECT_NE(text.find("published"), std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,6 @@
-// test_study_spec.cpp - StudySpec: per-model epoch budgets (model_epochs) through the accessors, validation errors
-// that name the field, the JSON round trip, and the presets' validity.
+// test_study_spec.cpp - StudySpec: per-model epoch budgets (model_epochs) and per-family learning rates
+// (family_lrs) through the accessors, validation errors that name the field, the JSON round trip, and the presets'
+// validity (the vs-vit preset mixes the two families).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -95,6 +96,71 @@ TEST(StudySpec, EveryPresetValidatesAndTheDefaultGivesItsLargestMemberTheLongest
   EXPECT_EQ(d.epochs_for(d.models.back()).back(), all.back());
   for (size_t i = 0; i + 1 < d.models.size(); ++i)
     EXPECT_LT(d.epochs_for(d.models[i]).back(), all.back()) << d.models[i];
+}
+
+StudySpec mixed() {
+  StudySpec s = preset("vs-vit");
+  s.out_dir = "/tmp/nfscale-study-spec-test";
+  return s;
+}
+
+TEST(StudySpec, AMixedStudyGivesEachFamilyItsOwnLearningRatesAndSplitsByFamily) {
+  const StudySpec s = mixed();
+  EXPECT_EQ(error_of(s), "");
+  EXPECT_EQ(s.families(), (std::vector<std::string>{"nfnet", "vit"}));
+  EXPECT_EQ(s.lrs_for("mini-F0"), (std::vector<double>{1.6}));
+  EXPECT_EQ(s.lrs_for("mini-ViT-S"), (std::vector<double>{0.016}));
+  const StudySpec v = s.for_family("vit");
+  EXPECT_EQ(v.models, (std::vector<std::string>{"mini-ViT-Ti", "mini-ViT-S"}));
+  EXPECT_EQ(v.families(), (std::vector<std::string>{"vit"}));
+  EXPECT_EQ(v.epochs_for("mini-ViT-S"), s.epochs_for("mini-ViT-S"));  // per-model budgets kept
+  // A family without its own entry uses `lrs`.
+  StudySpec only_vit = s;
+  only_vit.family_lrs.erase("nfnet");
+  only_vit.lrs = {0.8};
+  EXPECT_EQ(only_vit.lrs_for("nano-F0"), (std::vector<double>{0.8}));
+  // The JSON round trip keeps the table.
+  const StudySpec back = study_from_json(to_json(s), "t.json", preset("smoke"));
+  EXPECT_EQ(back.family_lrs, s.family_lrs);
+  EXPECT_EQ(back.models, s.models);
+}
+
+TEST(StudySpec, MixedStudyErrorsNameTheSettingAndTheFix) {
+  StudySpec s = mixed();
+  s.family_lrs["resnet"] = {0.1};
+  EXPECT_NE(error_of(s).find("'family_lrs' names the family 'resnet', which does not exist (families: nfnet, vit)"),
+            std::string::npos)
+      << error_of(s);
+  s = mixed();
+  s.family_lrs["vit"] = {};
+  EXPECT_NE(error_of(s).find("'family_lrs.vit' is empty"), std::string::npos) << error_of(s);
+  s = mixed();
+  s.family_lrs["vit"] = {0.01, -1};
+  EXPECT_NE(error_of(s).find("'family_lrs.vit' has a non-positive learning rate"), std::string::npos);
+  s = mixed();
+  s.base.clip = 0.01;  // the default preset's AGC threshold would be AdamW's global-norm limit too
+  EXPECT_NE(error_of(s).find("train setting 'clip' = 0.01 would be AGC's threshold"), std::string::npos)
+      << error_of(s);
+  s = mixed();
+  s.base.weight_decay = 1e-4;
+  EXPECT_NE(error_of(s).find("'weight_decay' is set"), std::string::npos) << error_of(s);
+  s = mixed();
+  s.base.optimizer = "sgd_agc";
+  EXPECT_NE(error_of(s).find("train setting 'optimizer' = 'sgd_agc'"), std::string::npos) << error_of(s);
+  s = mixed();
+  s.plan_check = 2;
+  EXPECT_NE(error_of(s).find("'plan_check' plans within one family"), std::string::npos) << error_of(s);
+  // The same settings are fine in a single-family study.
+  s = mixed().for_family("nfnet");
+  s.base.clip = 0.01;
+  s.plan_check = 2;
+  EXPECT_EQ(error_of(s), "");
+  try {
+    study_from_json(nlohmann::json{{"family_lrs", {0.1}}}, "t.json", preset("smoke"));
+    FAIL() << "a list where a table belongs was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.json: 'family_lrs' must be a table"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -347,5 +347,39 @@ TEST(AdaptiveLr, AGroupOpensWithItsCentreAndBothNeighboursOrTheGivenLrs) {
   EXPECT_EQ(adaptive_start_lrs({0.4, 0.8}), (std::vector<double>{0.4, 0.8}));  // a user's grid is used as given
 }
 
+TEST(RegisterStudy, EachFamilyStartsFromItsOwnLearningRatesWithItsOwnOptimiser) {
+  StudySpec s = preset("vs-vit");
+  s.out_dir = (std::filesystem::temp_directory_path() / ("nfscale_register_mixed_" + std::to_string(getpid()))).string();
+  std::filesystem::remove_all(s.out_dir);
+  auto db = store::open_results_store(s.db_path());
+  register_study(*db, s);
+  std::map<std::string, std::set<double>> lrs;
+  for (const auto& t : db->trials(s.name)) {
+    lrs[t.spec.model].insert(t.spec.lr);
+    EXPECT_EQ(t.spec.epochs, 0.25) << "adaptive: only the first budget is opened";
+    const auto c = nlohmann::json::parse(t.spec.config_json);
+    EXPECT_EQ(c.at("optimizer"), "auto") << "each family's own optimiser";
+    EXPECT_LT(c.at("clip").get<double>(), 0) << "each family's own clipping";
+  }
+  ASSERT_EQ(lrs.size(), s.models.size());
+  for (const auto& m : {"nano-F0", "micro-F0", "mini-F0"}) EXPECT_EQ(lrs[m], (std::set<double>{0.8, 1.6, 3.2})) << m;
+  for (const auto& m : {"mini-ViT-Ti", "mini-ViT-S"})
+    EXPECT_EQ(lrs[m], (std::set<double>{0.008, 0.016, 0.032})) << m;
+  // A grid (not adaptive) uses the family's list as given.
+  StudySpec g = s;
+  g.name = "grid";
+  g.adaptive_lr = false;
+  g.models = {"nano-F0", "mini-ViT-Ti"};
+  g.model_epochs.clear();
+  g.epochs = {1};
+  g.family_lrs["vit"] = {0.001, 0.002};
+  register_study(*db, g);
+  std::map<std::string, std::set<double>> grid;
+  for (const auto& t : db->trials("grid")) grid[t.spec.model].insert(t.spec.lr);
+  EXPECT_EQ(grid["nano-F0"], (std::set<double>{1.6}));
+  EXPECT_EQ(grid["mini-ViT-Ti"], (std::set<double>{0.001, 0.002}));
+  std::filesystem::remove_all(s.out_dir);
+}
+
 }  // namespace
 }  // namespace nfscale::study

@@ -39,7 +39,12 @@ RegisterCommand reg(30, [](CLI::App& root) {
       throw CLI::RuntimeError(130);
     }
     const study::StudyReport& r = *run.report;
-    std::printf("%s", scaling::format_study_fit(r.fit).c_str());
+    for (const auto& f : r.families) {
+      if (r.families.size() > 1) std::printf("\n== %s family ==\n", study::family_display_name(f.family).c_str());
+      std::printf("%s", scaling::format_study_fit(f.fit).c_str());
+    }
+    if (r.comparison) std::printf("\n%s", scaling::format_comparison(*r.comparison).c_str());
+    else if (!r.comparison_error.empty()) std::printf("\nNo family comparison: %s\n", r.comparison_error.c_str());
     if (!r.findings_text.empty()) std::printf("\n%s", r.findings_text.c_str());
     if (r.plan) std::printf("\nPlan for %gx the largest budget run:\n%s", r.plan_factor, scaling::format_plan(*r.plan).c_str());
     if (r.plan_check) std::printf("\nPlanner check: %s\n", r.plan_check->verdict().c_str());

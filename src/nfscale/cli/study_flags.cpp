@@ -14,11 +14,14 @@ void add_study_flags(CLI::App& app, StudyArgs& a) {
   for (auto& p : study::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
   app.add_option("--preset", a.preset,
                  "Study preset: " + presets + " (default: 4 models x 5 budgets, the largest member 6, LR searched, "
-                 "<= 30 min on 2 cores; full: 7 models x 6 budgets; smoke: seconds)")
+                 "<= 30 min on 2 cores; full: 7 models x 6 budgets; vs-vit: the NFNet and ViT mini ladders compared at\n"
+                 "equal compute; smoke: seconds)")
       ->capture_default_str();
   app.add_option("--study-file", a.study_file,
                  "Study file (.toml or .json): name, models, epochs, model_epochs (a table model = [budgets] replacing "
-                 "epochs for that model), lrs, adaptive_lr, max_lr_trials, seeds, out_dir, and a [train] table of training settings; applied on top of --preset")
+                 "epochs for that model), lrs, family_lrs (a table family = [LRs] replacing lrs for that family's models,\n"
+                 "e.g. nfnet = [1.6], vit = [0.016]; a models list may mix families), adaptive_lr, max_lr_trials, seeds,\n"
+                 "out_dir, and a [train] table of training settings; applied on top of --preset")
       ->check(CLI::ExistingFile);
   app.add_option("--out", a.out_dir, "Study directory (results.sqlite, trials/, report/); default studies/<preset>");
   app.add_option("--db", a.db,

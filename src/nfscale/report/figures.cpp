@@ -217,4 +217,55 @@ Plot finetune_error_figure(const std::vector<NamedCurve>& per_model, const std::
   return p;
 }
 
+Plot family_frontiers_figure(const std::vector<FamilyFrontier>& families, const std::string& compute_unit) {
+  require(!families.empty(), "family frontier figure: no family to draw");
+  Plot p;
+  p.title = "Held-out loss vs pre-training compute, by model family";
+  p.x_label = "pre-training compute (" + compute_unit + ")";
+  p.y_label = "held-out loss";
+  std::string annotation;
+  for (size_t i = 0; i < families.size(); ++i) {
+    const auto& f = families[i];
+    const Rgb color = palette_color(i);
+    Series runs;
+    runs.name = f.name + " runs";
+    runs.points = f.runs;
+    sort_by_x(runs.points);
+    runs.style.lines = false;
+    runs.style.color = color;
+    runs.style.marker_radius = 2.2;
+    runs.style.in_legend = false;
+    p.series.push_back(std::move(runs));
+    Series front;
+    front.name = f.name + " frontier";
+    front.points = f.frontier;
+    sort_by_x(front.points);
+    front.style.color = color;
+    front.style.interval = IntervalStyle::ErrorBars;
+    p.series.push_back(std::move(front));
+    if (f.fit) {
+      check_line(*f.fit, "frontier fit of family " + f.name);
+      Series fit = fit_series(*f.fit, color, false);
+      fit.name = f.name + fmt(" fit: L = %.3g", f.fit->coefficient) + fmt(" C^%.3f", f.fit->exponent);
+      p.series.push_back(std::move(fit));
+      if (!annotation.empty()) annotation += "; ";
+      annotation += f.name + fmt(" b = %.3f", f.fit->exponent);
+    }
+  }
+  if (!annotation.empty()) p.annotation = "frontier fits: " + annotation + " (bands: their bootstrap intervals)";
+  return p;
+}
+
+Plot published_results_figure(const std::vector<NamedCurve>& per_family, const std::string& note) {
+  Plot p = base_plot("Published results at paper scale (not measured here)", "pre-training compute (TPU-v4 core hours)",
+                     "ImageNet top-1 accuracy (%)", per_family);
+  p.y_scale = Scale::Linear;
+  for (auto& s : p.series) {
+    s.style.lines = false;
+    s.style.marker_radius = 5.0;
+  }
+  p.annotation = note;
+  return p;
+}
+
 }  // namespace nfscale::report

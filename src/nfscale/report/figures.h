@@ -65,4 +65,21 @@ Plot residual_figure(const std::vector<NamedCurve>& per_model, const PowerLawLin
 Plot finetune_error_figure(const std::vector<NamedCurve>& per_model, const std::vector<NamedCurve>& references = {},
                            const std::string& compute_unit = "FLOPs");
 
+// Two (or more) model families on one loss-vs-compute figure (the equal-compute comparison): per family, in its
+// own colour, every run as a small unjoined marker, its compute frontier as markers joined by a line, and its
+// frontier power law as a dashed line with its interval band. Legend: "<family> frontier", "<family> fit: L = a
+// C^b". Needs at least one family; a family without a fit shows its points only.
+struct FamilyFrontier {
+  std::string name;
+  std::vector<Point> runs;      // (compute, loss) of every (model, budget) cell at its best LR
+  std::vector<Point> frontier;  // the compute frontier of those cells
+  std::optional<PowerLawLine> fit;
+};
+Plot family_frontiers_figure(const std::vector<FamilyFrontier>& families, const std::string& compute_unit = "FLOPs");
+
+// Published results at paper scale (not measured here): x = pre-training compute in TPU-v4 core hours (log), y =
+// ImageNet top-1 accuracy in % (linear); one marker series per family, each point's tooltip naming the result.
+// `note` becomes the annotation (say where the numbers come from and that they are not measurements).
+Plot published_results_figure(const std::vector<NamedCurve>& per_family, const std::string& note);
+
 }  // namespace nfscale::report

@@ -42,7 +42,15 @@ int64_t register_frontier_repeats(store::ResultsStore& db, const StudySpec& spec
   int64_t n = 0;
   int64_t order = 1000000;  // after every sweep trial
   // Most compute first, so the longest repeat does not run alone at the end.
-  auto frontier = searched_frontier(spec, points);
+  // Each family has its own frontier (a mixed study compares two of them).
+  std::vector<scaling::RunPoint> frontier;
+  for (const std::string& family : spec.families()) {
+    const StudySpec fs = spec.for_family(family);
+    std::vector<scaling::RunPoint> mine;
+    for (auto& p : points)
+      if (std::find(fs.models.begin(), fs.models.end(), p.model) != fs.models.end()) mine.push_back(p);
+    for (auto& p : searched_frontier(fs, mine)) frontier.push_back(p);
+  }
   std::stable_sort(frontier.begin(), frontier.end(),
                    [](const scaling::RunPoint& a, const scaling::RunPoint& b) { return a.flops > b.flops; });
   for (auto& p : frontier)

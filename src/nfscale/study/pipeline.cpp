@@ -15,8 +15,10 @@
 #include "nfscale/report/plot.h"
 #include "nfscale/scaling/compute.h"
 #include "nfscale/scaling/findings.h"
+#include "nfscale/scaling/published.h"
 #include "nfscale/store/results_store.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/models/family.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::study {
@@ -76,7 +78,143 @@ std::vector<report::NamedCurve> loss_curves(const std::vector<scaling::RunPoint>
   }
   return curves;
 }
+
+// "0.1234 [0.1100, 0.1300]", or the value alone without an interval.
+std::string estimate_text(const scaling::Estimate& e, const char* f = "%.4f") {
+  if (!std::isfinite(e.lo) || !std::isfinite(e.hi)) return fmt(f, e.value);
+  return fmt(f, e.value) + " [" + fmt(f, e.lo) + ", " + fmt(f, e.hi) + "]";
+}
+
+// exp of a log-ratio estimate, as estimate_text prints it.
+std::string ratio_text(const scaling::Estimate& log_ratio) {
+  scaling::Estimate r;
+  r.value = std::exp(log_ratio.value);
+  r.lo = std::exp(log_ratio.lo);
+  r.hi = std::exp(log_ratio.hi);
+  return estimate_text(r, "%.3f");
+}
+
+// The comparison section of a two-family study: the verdict, both frontiers on one figure, a table at compute
+// levels, the exponents side by side, and the paper's published points at full scale.
+void write_comparison_section(report::HtmlReport& html, const StudyReport& rep, const std::string& report_dir) {
+  if (rep.families.size() < 2) {  // e.g. --report-only while only one family has finished trials
+    html.heading("The families at equal compute");
+    html.paragraph("No comparison: " + rep.comparison_error + ".");
+    return;
+  }
+  const std::string a = family_display_name(rep.families[0].family), b = family_display_name(rep.families[1].family);
+  html.heading(a + " against " + b + " at equal compute");
+  std::vector<report::FamilyFrontier> ff;
+  for (const auto& f : rep.families) {
+    report::FamilyFrontier x;
+    x.name = family_display_name(f.family);
+    // Every (model, budget) cell at its best LR (mean over seeds), and the frontier of the fit.
+    for (const auto& bl : f.fit.best_lrs)
+      for (const auto& p : f.points)
+        if (p.model == bl.model && p.epochs == bl.epochs && p.lr == bl.lr) {
+          x.runs.emplace_back(p.flops, bl.loss, report::trial_tooltip(p.model, p.epochs, p.lr, bl.loss, p.flops));
+          break;
+        }
+    if (f.fit.frontier) {
+      const auto& fr = *f.fit.frontier;
+      for (const auto& p : fr.frontier)
+        x.frontier.emplace_back(p.flops, p.loss, report::trial_tooltip(p.model, p.epochs, p.lr, p.loss, p.flops));
+      report::PowerLawLine l;
+      l.coefficient = fr.power.a;
+      l.exponent = fr.power.b;
+      l.x_min = fr.min_flops;
+      l.x_max = fr.max_flops;
+      for (int i = 0; i <= 24; ++i) {
+        const double c = l.x_min * std::pow(l.x_max / l.x_min, i / 24.0);
+        const auto e = fr.predict_power(c);
+        if (std::isfinite(e.lo) && std::isfinite(e.hi)) l.interval.push_back({c, e.lo, e.hi});
+      }
+      x.fit = l;
+    }
+    ff.push_back(std::move(x));
+  }
+  report::Plot fig = report::family_frontiers_figure(ff, "training FLOPs");
+  report::write_figure(fig, (fs::path(report_dir) / "fig0_families").string());
+  if (rep.comparison) html.paragraph("Verdict: " + rep.comparison->verdict);
+  else html.paragraph("No comparison: " + rep.comparison_error + ".");
+  html.figure(report::to_svg(fig),
+              "Both families on the same data, split and FLOP convention, each with its own optimiser and LR search: "
+              "small dots are every (model, budget) cell at its best LR, joined markers the compute frontier, dashed "
+              "the frontier power law L = a C^b with its bootstrap interval (band).",
+              "fig0_families.png", "fig0_families.pdf");
+  if (rep.comparison && !rep.comparison->levels.empty()) {
+    const auto& c = *rep.comparison;
+    scaling::TpuV4Convention tpu;
+    auto best = [](const scaling::BestByCompute& x) {
+      if (x.model.empty()) return std::string("-");
+      return x.model + ", " + fmt("%g", x.epochs) + " ep: " + fmt("%.4f", x.loss) +
+             (std::isfinite(x.top1_err) ? " / " + fmt("%.2f", 100 * x.top1_err) + "%" : std::string());
+    };
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& l : c.levels)
+      rows.push_back({fmt("%.3g", l.flops), fmt("%.3g", scaling::flops_to_tpu_v4_core_hours(l.flops, tpu)),
+                      estimate_text(l.fitted_a), estimate_text(l.fitted_b),
+                      ratio_text(l.log_ratio),
+                      best(l.best_a), best(l.best_b),
+                      l.leader < 0 ? a : l.leader > 0 ? b : "indistinguishable"});
+    html.table({"compute (FLOPs)", "TPU-v4 core-h", a + " fitted loss [95%]", b + " fitted loss [95%]",
+                "loss ratio " + a + "/" + b + " [95%]", a + " best reached: loss / top-1 err",
+                b + " best reached: loss / top-1 err", "ahead"},
+               rows,
+               "At compute levels spaced evenly in log scale over the range both frontiers cover: each family's "
+               "fitted frontier loss and its bootstrap interval, their ratio (interval from paired bootstrap "
+               "replicates of the two fits), and the best cell each family actually reached with at most that "
+               "compute (held-out loss and top-1 error). 'ahead' needs the ratio's interval to exclude 1.");
+  }
+  {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : rep.families) {
+      if (!f.fit.frontier) {
+        rows.push_back({family_display_name(f.family), "-", "-", "-", "no fit: " + f.fit.frontier_error});
+        continue;
+      }
+      const auto& fr = *f.fit.frontier;
+      std::string models;
+      for (const auto& p : fr.frontier)
+        if (models.find(p.model) == std::string::npos) models += (models.empty() ? "" : ", ") + p.model;
+      rows.push_back({family_display_name(f.family), estimate_text(fr.power_b), fmt("%.4g", fr.power.a),
+                      fmt("%.3f", fr.power.r2),
+                      std::to_string(fr.frontier.size()) + " points (" + models + "), " + fmt("%.3g", fr.min_flops) +
+                          " to " + fmt("%.3g", fr.max_flops) + " FLOPs"});
+    }
+    if (rep.comparison)
+      rows.push_back({"difference " + a + " - " + b, estimate_text(rep.comparison->exponent_diff), "-", "-",
+                      "interval from paired bootstrap replicates"});
+    html.table({"family", "exponent b of L = a C^b [95%]", "a", "R^2 (log)", "frontier"}, rows,
+               "The fitted exponents side by side.");
+  }
+  // The paper's headline points, as published (a different task and scale: ImageNet after JFT-4B pre-training).
+  std::map<std::string, report::NamedCurve> by_family;
+  for (const auto& r : scaling::published_results()) {
+    auto& curve = by_family[r.family];
+    curve.name = family_display_name(r.family) + " (published)";
+    curve.points.emplace_back(r.core_hours, r.top1,
+                              r.label + ": " + fmt("%.2f", r.top1) + "% at ~" + fmt("%.0f", r.core_hours / 1e3) +
+                                  "k TPU-v4 core hours (" + r.note + "; published, not measured)");
+  }
+  std::vector<report::NamedCurve> pub;
+  for (const std::string fam : {"nfnet", "vit"})
+    if (by_family.count(fam)) pub.push_back(by_family[fam]);
+  report::Plot paper = report::published_results_figure(pub, "published numbers, not measured by nfscale");
+  report::write_figure(paper, (fs::path(report_dir) / "fig0b_paper_scale").string());
+  html.figure(report::to_svg(paper),
+              "At paper scale, as published (not measured here): " + scaling::published_source() +
+                  ". NFNet-F7+ 90.3% (90.4% with repeated augmentation) at ~110k core hours; ViT-g/14 90.2% at "
+                  "~120k, ViT-G/14 90.45% at ~280k, SoViT-400m/14 90.3% at ~130k.",
+              "fig0b_paper_scale.png", "fig0b_paper_scale.pdf");
+}
 }  // namespace
+
+std::string family_display_name(const std::string& family) {
+  if (family == "nfnet") return "NFNet";
+  if (family == "vit") return "ViT";
+  return family;
+}
 
 std::vector<scaling::RunPoint> study_points(const std::string& db_path, const std::string& study) {
   auto db = store::open_results_store(db_path, store::OpenMode::MustExist);
@@ -137,15 +275,48 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
   rep.report_dir = (fs::path(spec.out_dir) / "report").string();
   rep.html_path = (fs::path(rep.report_dir) / "index.html").string();
   make_dirs(rep.report_dir);
-  std::vector<scaling::RunPoint> pts = study_points(spec.db_path(), spec.name);
+  const std::vector<scaling::RunPoint> all_pts = study_points(spec.db_path(), spec.name);
   {
     auto c = store::open_results_store(spec.db_path())->counts(spec.name);
     rep.trials_done = c.done;
     rep.trials_failed = c.failed;
   }
-  write_file_atomic((fs::path(rep.report_dir) / "points.csv").string(), points_csv(pts));
-  rep.fit = scaling::fit_study(pts, fit_options);
+  write_file_atomic((fs::path(rep.report_dir) / "points.csv").string(), points_csv(all_pts));
+  // Each family is fitted on its own points (its own frontier, LR optima, exponents); the single-family sections
+  // below describe the primary family, the first of the study's families with finished trials.
+  for (const std::string& family : spec.families()) {
+    FamilyStudyFit f;
+    f.family = family;
+    for (const auto& p : all_pts)
+      if (models::family_of(p.model).name() == family) f.points.push_back(p);
+    if (f.points.empty()) continue;
+    f.fit = scaling::fit_study(f.points, fit_options);
+    rep.families.push_back(std::move(f));
+  }
+  require(!rep.families.empty(), "study '" + spec.name + "': its finished trials belong to none of its models' families");
+  rep.primary_family = rep.families.front().family;
+  const std::vector<scaling::RunPoint>& pts = rep.families.front().points;
+  const StudySpec pspec = spec.for_family(rep.primary_family);
+  rep.fit = rep.families.front().fit;
   write_file_atomic((fs::path(rep.report_dir) / "fit.json").string(), scaling::to_json(rep.fit).dump(2) + "\n");
+  const bool mixed = spec.families().size() > 1;
+  if (mixed) {
+    if (rep.families.size() < 2) {
+      rep.comparison_error = "only the " + family_display_name(rep.primary_family) + " family has finished trials";
+    } else if (!rep.families[0].fit.frontier || !rep.families[1].fit.frontier) {
+      const auto& f = rep.families[0].fit.frontier ? rep.families[1] : rep.families[0];
+      rep.comparison_error = family_display_name(f.family) + " has no frontier fit (" + f.fit.frontier_error + ")";
+    } else {
+      // Labelled by display name ("NFNet", "ViT"): the verdict sentence and comparison.json speak of those.
+      rep.comparison = scaling::compare_families(
+          {family_display_name(rep.families[0].family), &*rep.families[0].fit.frontier, rep.families[0].points},
+          {family_display_name(rep.families[1].family), &*rep.families[1].fit.frontier, rep.families[1].points});
+      if (!rep.comparison->error.empty()) rep.comparison_error = rep.comparison->error;
+    }
+    nlohmann::json cj = rep.comparison ? scaling::to_json(*rep.comparison) : nlohmann::json{{"error", rep.comparison_error}};
+    for (const auto& f : rep.families) cj["fits"][f.family] = scaling::to_json(f.fit);
+    write_file_atomic((fs::path(rep.report_dir) / "comparison.json").string(), cj.dump(2) + "\n");
+  }
 
   for (auto& b : rep.fit.best_lrs) {
     rep.lr_cells++;
@@ -182,7 +353,10 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
 
   // Figures.
   report::HtmlReport html("nfscale study '" + spec.name + "'");
-  html.paragraph("Scaling study of NFNets after Smith et al. (2023), 'ConvNets Match Vision Transformers at Scale'. "
+  std::string families_text;
+  for (const auto& f : spec.families()) families_text += (families_text.empty() ? "" : " and ") + family_display_name(f);
+  html.paragraph("Scaling study of " + families_text + " models after Smith et al. (2023), 'ConvNets Match Vision "
+                 "Transformers at Scale'. "
                  "Models: " + std::to_string(spec.models.size()) + ", epoch budgets: " +
                  std::to_string(spec.all_epochs().size()) + " (" + std::to_string(spec.cell_count()) +
                  " model x budget x seed cells), trials done: " + std::to_string(rep.trials_done) +
@@ -190,7 +364,13 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
                  " at " + std::to_string(spec.base.resolution) + " px, held-out " +
                  std::to_string(spec.base.holdout) + " images. Compute = 3 x 2 x forward MACs x images "
                  "(training FLOPs); TPU-v4 core-hours assume 137.5 TFLOP/s per core at 40% utilisation.");
-  auto curves = loss_curves(pts, spec.models);
+  if (mixed) {
+    write_comparison_section(html, rep, rep.report_dir);
+    html.paragraph("The sections below describe the " + family_display_name(rep.primary_family) +
+                   " family (its figures, LR optima, planner and findings); the other family's fits are under "
+                   "'All fits'.");
+  }
+  auto curves = loss_curves(pts, pspec.models);
   std::optional<report::PowerLawLine> line;
   if (rep.fit.frontier) {
     report::PowerLawLine l;
@@ -251,7 +431,7 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
                               (b.interior ? "" : " (grid edge)"));
   }
   std::vector<report::NamedCurve> lr_list;
-  for (auto& m : spec.models)
+  for (auto& m : pspec.models)
     if (lr_curves.count(m)) lr_list.push_back(lr_curves[m]);
   if (!lr_list.empty()) {
     report::Plot fig3 = report::optimal_lr_figure(lr_list);
@@ -318,7 +498,14 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     html.paragraph(why + ".");
   }
   if (finetune && rep.fit.frontier && rep.fit.frontier->frontier.size() >= 2) {
-    rep.finetune = run_finetune_study(spec, rep.fit, *finetune);
+    rep.finetune = run_finetune_study(pspec, rep.fit, *finetune);
+    for (size_t i = 1; i < rep.families.size(); ++i) {  // the other family's checkpoints, on the same Fig. 1
+      const FamilyStudyFit& f = rep.families[i];
+      if (!f.fit.frontier || f.fit.frontier->frontier.size() < 2) continue;
+      FinetuneStudy more = run_finetune_study(spec.for_family(f.family), f.fit, *finetune);
+      rep.finetune->candidates.insert(rep.finetune->candidates.end(), more.candidates.begin(), more.candidates.end());
+      rep.finetune->reversals.insert(rep.finetune->reversals.end(), more.reversals.begin(), more.reversals.end());
+    }
     std::map<std::string, report::NamedCurve> ft_curves;
     std::vector<std::vector<std::string>> ft_rows;
     for (auto& c : rep.finetune->candidates) {
@@ -362,6 +549,7 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
       std::map<std::string, double> params;
       for (auto& p : pts) params[p.model] = p.params;
       for (auto& c : rep.finetune->candidates)
+        if (std::find(pspec.models.begin(), pspec.models.end(), c.model) != pspec.models.end())  // primary family
         ft_points.push_back({c.model, params.count(c.model) ? params[c.model] : scaling::kMissing, c.epochs,
                              c.pretrain_flops, c.pretrain_loss, c.finetune_top1_err});
     }
@@ -369,7 +557,8 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
     rep.findings_text = scaling::format_findings(findings);
     write_file_atomic((fs::path(rep.report_dir) / "findings.json").string(),
                       scaling::to_json(findings).dump(2) + "\n");
-    html.heading("The paper's four findings");
+    html.heading(std::string("The paper's four findings") +
+                 (mixed ? " (" + family_display_name(rep.primary_family) + " family)" : ""));
     auto row = [](const std::string& what, scaling::Verdict v, const std::string& error, const std::string& reason) {
       return std::vector<std::string>{what, error.empty() ? scaling::verdict_name(v) : "not computed",
                                       error.empty() ? reason : error};
@@ -390,13 +579,17 @@ StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions&
 
   std::vector<std::vector<std::string>> rows;
   scaling::TpuV4Convention tpu;
-  for (auto& p : pts)
+  for (auto& p : all_pts)
     rows.push_back({p.model, fmt("%g", p.epochs), fmt("%g", p.lr), fmt("%.4f", p.loss), fmt("%.2f", 100 * p.top1_err),
                     fmt("%.3g", p.flops), fmt("%.3g", scaling::flops_to_tpu_v4_core_hours(p.flops, tpu))});
   html.heading("All trials");
   html.table({"model", "epochs", "base LR", "held-out loss", "held-out top-1 err %", "FLOPs", "TPU-v4 core-h"}, rows);
   html.heading("All fits");
-  html.preformatted(scaling::format_study_fit(rep.fit));
+  for (const auto& f : rep.families) {
+    if (mixed) html.paragraph(family_display_name(f.family) + " family:");
+    html.preformatted(scaling::format_study_fit(f.fit));
+  }
+  if (rep.comparison) html.preformatted(scaling::format_comparison(*rep.comparison));
   html.write(rep.html_path);
   return rep;
 }

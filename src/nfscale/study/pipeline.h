@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "nfscale/scaling/family_comparison.h"
 #include "nfscale/scaling/fits.h"
 #include "nfscale/scaling/planner.h"
 #include "nfscale/scaling/points.h"
@@ -27,10 +28,24 @@ std::vector<scaling::ModelCostInfo> planner_models(const std::vector<scaling::Ru
 // Training FLOP/s this machine achieved over the study's finished trials (sum FLOPs / sum seconds); 0 if none.
 double measured_flops_per_second(const std::string& db_path, const std::string& study);
 
+// One model family's part of a study: its models, its finished points and its fits.
+struct FamilyStudyFit {
+  std::string family;                     // "nfnet", "vit"
+  std::vector<scaling::RunPoint> points;  // the family's finished trials
+  scaling::StudyFit fit;
+};
+
+// The display name of a family ("NFNet", "ViT"; other names unchanged).
+std::string family_display_name(const std::string& family);
+
 struct StudyReport {
   std::string report_dir;       // <out_dir>/report
   std::string html_path;        // <out_dir>/report/index.html
-  scaling::StudyFit fit;
+  scaling::StudyFit fit;               // the primary family's (the first of the study's families with results)
+  std::string primary_family;
+  std::vector<FamilyStudyFit> families;  // every family with finished trials, in the study's order
+  std::optional<scaling::FamilyComparison> comparison;  // two families, both with a frontier fit
+  std::string comparison_error;                         // why a mixed study has no comparison
   std::optional<scaling::Plan> plan;  // for plan_factor x the largest budget run
   double plan_factor = 2.0;           // the study's plan_check factor, or 2 when the check is off
   std::string plan_error;
@@ -42,7 +57,9 @@ struct StudyReport {
 };
 
 // Fits the study in `spec.out_dir` and writes the report (index.html, figures as SVG and PNG, fit.json,
-// points.csv, plan.json). With `finetune`, also fine-tunes the frontier checkpoints and adds Fig. 1.
+// points.csv, plan.json). A study with two model families is fitted per family; the report then opens with their
+// comparison at equal compute (comparison.json, fig0_families, fig0b_paper_scale) and the single-family sections
+// (Figs. 2-3, planner, findings) describe the primary family. With `finetune`, also fine-tunes the frontier checkpoints and adds Fig. 1.
 // With `check`, the plan shown is the one that was trained and the report compares it with the achieved loss.
 StudyReport write_study_report(const StudySpec& spec, const scaling::FitOptions& fit_options = {},
                                const FinetuneStudyOptions* finetune = nullptr, const PlanCheck* check = nullptr);

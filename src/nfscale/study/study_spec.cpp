@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "nfscale/models/family.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::study {
@@ -14,6 +15,33 @@ namespace fs = std::filesystem;
 const std::vector<double>& StudySpec::epochs_for(const std::string& model) const {
   auto it = model_epochs.find(model);
   return it != model_epochs.end() ? it->second : epochs;
+}
+
+const std::vector<double>& StudySpec::lrs_for(const std::string& model) const {
+  if (family_lrs.empty()) return lrs;
+  auto it = family_lrs.find(models::family_of(model).name());
+  return it != family_lrs.end() ? it->second : lrs;
+}
+
+std::vector<std::string> StudySpec::families() const {
+  std::vector<std::string> out;
+  for (auto& m : models) {
+    const std::string f = models::family_of(m).name();
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  }
+  return out;
+}
+
+StudySpec StudySpec::for_family(const std::string& family) const {
+  StudySpec s = *this;
+  s.models.clear();
+  s.model_epochs.clear();
+  for (auto& m : models)
+    if (models::family_of(m).name() == family) {
+      s.models.push_back(m);
+      if (model_epochs.count(m)) s.model_epochs[m] = model_epochs.at(m);
+    }
+  return s;
 }
 
 std::vector<double> StudySpec::all_epochs() const {
@@ -60,6 +88,41 @@ void StudySpec::validate() const {
   }
   require(!lrs.empty(), "study setting 'lrs' is empty: give base learning rates (batch-256 scale)");
   for (double lr : lrs) require(lr > 0, "study setting 'lrs' has a non-positive learning rate");
+  const std::vector<std::string> fams = families();  // UserError naming an unknown model
+  for (auto& [f, fl] : family_lrs) {
+    // A family without a model in this study is allowed (a study file may swap the models of a preset); an
+    // unknown family name is a typo.
+    std::string known;
+    bool found = false;
+    for (const models::ModelFamily* mf : models::families()) {
+      known += (known.empty() ? "" : ", ") + mf->name();
+      found = found || mf->name() == f;
+    }
+    require(found, "study setting 'family_lrs' names the family '" + f + "', which does not exist (families: " +
+                       known + ")");
+    require(!fl.empty(), "study setting 'family_lrs." + f + "' is empty: give its learning rates or remove it");
+    for (double lr : fl) require(lr > 0, "study setting 'family_lrs." + f + "' has a non-positive learning rate");
+  }
+  if (fams.size() > 1) {
+    // One number cannot mean the same thing to both optimisers: AGC's clip is a unit-wise ratio (0.01), AdamW's a
+    // global gradient norm (1.0); SGD's decay is added to the gradient, AdamW's is decoupled.
+    require(base.clip < 0, "study with the families " + fams[0] + " and " + fams[1] + ": train setting 'clip' = " +
+                               [&] {
+                                 char buf[32];
+                                 std::snprintf(buf, sizeof buf, "%g", base.clip);
+                                 return std::string(buf);
+                               }() + " would be AGC's threshold for one and AdamW's global-norm "
+                               "limit for the other; leave it unset (-1) so each family uses its own default");
+    require(base.weight_decay < 0, "study with the families " + fams[0] + " and " + fams[1] +
+                                       ": train setting 'weight_decay' is set; leave it unset (-1) so each family "
+                                       "uses its own (SGD+AGC 2e-5, AdamW 1e-4 decoupled)");
+    require(base.optimizer == "auto", "study with the families " + fams[0] + " and " + fams[1] +
+                                          ": train setting 'optimizer' = '" + base.optimizer +
+                                          "'; leave it 'auto' so each family trains with its own optimiser");
+    require(plan_check == 0.0, "study with the families " + fams[0] + " and " + fams[1] +
+                                   ": 'plan_check' plans within one family and is not built for a mixed study; set "
+                                   "it to 0 (run a single-family study to check the planner)");
+  }
   require(!seeds.empty(), "study setting 'seeds' is empty");
   require(max_lr_trials >= 2, "study setting 'max_lr_trials' must be >= 2");
   require(!out_dir.empty(), "study setting 'out_dir' is empty");
@@ -130,6 +193,28 @@ StudySpec preset(const std::string& name) {
     b.augment = false;
     b.test_data = "";
     b.dedup = "on";
+  } else if (name == "vs-vit") {
+    // The paper's title claim at small scale: the NFNet and ViT mini ladders trained on the same data, split,
+    // near-duplicate removal, budgets and FLOP convention, each with its own optimiser (SGD+AGC, AdamW with
+    // global-norm clipping at 1.0) and its own LR search, then compared at equal compute (docs/study.md, "NFNets
+    // against ViTs"). The ViT start LR, 0.016 (batch-256 scale; absolute 0.008 at batch 128), is mini-ViT-Ti's
+    // measured optimum at 0.5 epochs (0.004: loss 1.10, 0.016: 0.72, 0.064: 0.85). Each family's end of the
+    // compute range: nano-F0 at 0.25 epochs (4e10 FLOPs) to mini-F0 at 4 (2.2e12); mini-ViT-Ti at 0.25 (1.1e11)
+    // to mini-ViT-Ti at 4 (1.8e12); mini-ViT-S stops at 1 epoch (1.5e12): its 2-epoch cell alone would have cost a
+    // quarter of the study's wall time. No seed repeats and no planner check: the comparison is the product.
+    s.models = {"nano-F0", "micro-F0", "mini-F0", "mini-ViT-Ti", "mini-ViT-S"};
+    s.epochs = {0.25, 0.5, 1, 2, 4};
+    s.model_epochs = {{"mini-ViT-S", {0.25, 0.5, 1}}};
+    s.lrs = {1.6};
+    s.family_lrs = {{"nfnet", {1.6}}, {"vit", {0.016}}};
+    s.adaptive_lr = true;
+    s.max_lr_trials = 4;
+    b.holdout = 5000;
+    b.augment = false;
+    b.clip = -1;  // each family's own: AGC 0.01, AdamW global norm 1.0
+    b.eval_points = 2;
+    b.test_data = "";
+    b.dedup = "on";
   } else if (name == "smoke") {
     // Seconds, for tests and a first look: digits (1,437 training images), budgets long enough to learn.
     s.models = {"mini-F0"};
@@ -150,11 +235,11 @@ StudySpec preset(const std::string& name) {
   return s;
 }
 
-std::vector<std::string> preset_names() { return {"default", "full", "smoke"}; }
+std::vector<std::string> preset_names() { return {"default", "full", "vs-vit", "smoke"}; }
 
 nlohmann::json to_json(const StudySpec& s) {
   return {{"name", s.name},       {"models", s.models},     {"epochs", s.epochs},
-          {"model_epochs", s.model_epochs}, {"lrs", s.lrs},         {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
+          {"model_epochs", s.model_epochs}, {"lrs", s.lrs}, {"family_lrs", s.family_lrs},        {"adaptive_lr", s.adaptive_lr}, {"max_lr_trials", s.max_lr_trials},
           {"seeds", s.seeds},     {"out_dir", s.out_dir},   {"finetune_top", s.finetune_top},
           {"frontier_repeats", s.frontier_repeats}, {"plan_check", s.plan_check},
           {"train", train::to_json(s.base)}};
@@ -178,6 +263,12 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
         for (auto m = it.value().begin(); m != it.value().end(); ++m) m.value().get_to(s.model_epochs[m.key()]);
       }
       else if (k == "lrs") it.value().get_to(s.lrs);
+      else if (k == "family_lrs") {
+        require(it.value().is_object(), origin + ": 'family_lrs' must be a table of family = [learning rates], e.g. "
+                                                 "{\"nfnet\": [1.6], \"vit\": [0.016]}");
+        s.family_lrs.clear();
+        for (auto f = it.value().begin(); f != it.value().end(); ++f) f.value().get_to(s.family_lrs[f.key()]);
+      }
       else if (k == "adaptive_lr") it.value().get_to(s.adaptive_lr);
       else if (k == "max_lr_trials") it.value().get_to(s.max_lr_trials);
       else if (k == "seeds") it.value().get_to(s.seeds);
@@ -192,7 +283,7 @@ StudySpec study_from_json(const nlohmann::json& j, const std::string& origin, St
         s.base = train::config_from_json(merged, origin + " [train]");
       } else {
         throw UserError(origin + ": unknown study setting '" + k +
-                        "' (valid: name, models, epochs, model_epochs, lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
+                        "' (valid: name, models, epochs, model_epochs, lrs, family_lrs, adaptive_lr, max_lr_trials, seeds, out_dir, "
                         "finetune_top, frontier_repeats, plan_check, train)");
       }
     } catch (const nlohmann::json::exception& e) {

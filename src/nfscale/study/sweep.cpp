@@ -180,12 +180,12 @@ void register_study(store::ResultsStore& db, const StudySpec& spec) {
       if (spec.adaptive_lr) {
         // The first budget starts from the given LR(s); later budgets are opened by expand_adaptive.
         const double e0 = spec.epochs_for(model).front();
-        for (double lr : adaptive_start_lrs(spec.lrs))
+        for (double lr : adaptive_start_lrs(spec.lrs_for(model)))
           db.add_trial(make_trial(spec, model, e0, lr, seed, order_of(spec, model, e0)));
         continue;
       }
       for (double e : spec.epochs_for(model))
-        for (double lr : spec.lrs) db.add_trial(make_trial(spec, model, e, lr, seed, order_of(spec, model, e)));
+        for (double lr : spec.lrs_for(model)) db.add_trial(make_trial(spec, model, e, lr, seed, order_of(spec, model, e)));
     }
 }
 
