@@ -29,6 +29,18 @@ inline std::vector<std::string> train_args(const std::string& dir, int nproc, do
   return a;
 }
 
+// `args` with `flag`'s value replaced (or the flag appended).
+inline std::vector<std::string> with(std::vector<std::string> args, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == flag) {
+      args[i + 1] = value;
+      return args;
+    }
+  args.push_back(flag);
+  args.push_back(value);
+  return args;
+}
+
 // Loads <dir>/weights.pt into a digits mini-F0.
 inline models::Classifier weights_of(const std::string& dir) {
   auto m = digits_model();

@@ -117,5 +117,58 @@ TEST(DistCli, ResumingWithAnotherWorldSizeKeepsExactlyOnce) {
   EXPECT_LT(max_rel_diff(*wd, *wr), kFp32Bound);
 }
 
+// A hung rank (SIGSTOP) is noticed at --dist-timeout (2 s here), not after Gloo's 30-minute default.
+TEST(DistCli, AHungRankEndsTheRunAtTheDistTimeout) {
+  NFSCALE_REQUIRE_BINARY();
+  const std::string dir = fresh_dir("dist_hang");
+  const std::vector<std::string> args = with(train_args(dir, 2, 40.0), "--dist-timeout", "2");
+  const pid_t launcher = spawn_cli(args, dir + "/out", dir + "/err");
+  ASSERT_GT(launcher, 0);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (train_lines(dir) < 3 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::vector<pid_t> ranks = children_of(launcher);
+  ASSERT_EQ(ranks.size(), 2u);
+  ::kill(ranks[1], SIGSTOP);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = wait_status(launcher);  // rank 0 times out; the launcher then kills the stopped rank
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(code, 0);
+  EXPECT_GT(seconds, 1.5);
+  EXPECT_LT(seconds, 2.0 + 5.0 + 3.0);  // timeout + the launcher's grace before SIGKILL + slack
+  const std::string err = slurp(dir + "/err");
+  EXPECT_NE(err.find("failed on rank 0 of 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("--dist-timeout"), std::string::npos) << err;
+  std::printf("[ info ] the launcher ended %.3f s after rank 1 was stopped (--dist-timeout 2)\n", seconds);
+}
+
+TEST(DistCli, BadDistributedFlagsAndEnvironmentNameTheFix) {
+  NFSCALE_REQUIRE_BINARY();
+  const std::string dir = fresh_dir("dist_bad");
+  auto err_of = [&](std::vector<std::pair<std::string, std::string>> flags) {
+    std::vector<std::string> a = train_args(dir, 1);
+    for (const auto& [flag, value] : flags) a = with(a, flag, value);
+    const CliResult r = run_cli(a, dir);
+    EXPECT_NE(r.code, 0);
+    return r.err;
+  };
+  EXPECT_NE(err_of({{"--nproc", "0"}}).find("--nproc 0: need 1..256"), std::string::npos);
+  EXPECT_NE(err_of({{"--dist-timeout", "-1"}}).find("--dist-timeout"), std::string::npos);
+  EXPECT_NE(err_of({{"--dist-startup-timeout", "0"}}).find("--dist-startup-timeout"), std::string::npos);
+  // Global batch 16 over 2 ranks with --micro-batch 16 per rank does not divide.
+  EXPECT_NE(err_of({{"--nproc", "2"}, {"--micro-batch", "16"}}).find("must be a multiple of ranks (2)"),
+            std::string::npos);
+  ::setenv("WORLD_SIZE", "2", 1);
+  ::setenv("RANK", "0", 1);
+  ::setenv("MASTER_PORT", "29555", 1);
+  const std::string both = err_of({{"--nproc", "2"}});
+  ::unsetenv("RANK");
+  const std::string no_rank = err_of({});
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("MASTER_PORT");
+  EXPECT_NE(both.find("WORLD_SIZE is set"), std::string::npos) << both;
+  EXPECT_NE(no_rank.find("RANK is not"), std::string::npos) << no_rank;
+}
+
 }  // namespace
 }  // namespace nfscale::dist
