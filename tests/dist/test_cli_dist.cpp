@@ -38,15 +38,24 @@ TEST(DistCli, TwoRanksBitIdenticalRunToRunAndEqualToOneProcess) {
   EXPECT_EQ(result["steps"].get<int64_t>(), 24);
 }
 
+// Starts `args` (a --nproc 2 run) and waits until 3 steps are logged; returns the launcher's pid and stores its
+// two ranks' pids in `ranks`.
+pid_t start_and_wait_for_steps(const std::vector<std::string>& args, const std::string& dir,
+                               std::vector<pid_t>& ranks) {
+  const pid_t launcher = spawn_cli(args, dir + "/out", dir + "/err");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (launcher > 0 && train_lines(dir) < 3 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ranks = children_of(launcher);
+  return launcher;
+}
+
 TEST(DistCli, ACrashedRankEndsTheOthersWithinSecondsWithAClearError) {
   NFSCALE_REQUIRE_BINARY();
   const std::string dir = fresh_dir("dist_crash");
-  const pid_t launcher = spawn_cli(train_args(dir, 2, 40.0), dir + "/out", dir + "/err");
+  std::vector<pid_t> ranks;
+  const pid_t launcher = start_and_wait_for_steps(train_args(dir, 2, 40.0), dir, ranks);
   ASSERT_GT(launcher, 0);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (train_lines(dir) < 3 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const std::vector<pid_t> ranks = children_of(launcher);
   ASSERT_EQ(ranks.size(), 2u);
   ::kill(ranks[1], SIGKILL);
   const auto t0 = std::chrono::steady_clock::now();
@@ -121,13 +130,9 @@ TEST(DistCli, ResumingWithAnotherWorldSizeKeepsExactlyOnce) {
 TEST(DistCli, AHungRankEndsTheRunAtTheDistTimeout) {
   NFSCALE_REQUIRE_BINARY();
   const std::string dir = fresh_dir("dist_hang");
-  const std::vector<std::string> args = with(train_args(dir, 2, 40.0), "--dist-timeout", "2");
-  const pid_t launcher = spawn_cli(args, dir + "/out", dir + "/err");
+  std::vector<pid_t> ranks;
+  const pid_t launcher = start_and_wait_for_steps(with(train_args(dir, 2, 40.0), "--dist-timeout", "2"), dir, ranks);
   ASSERT_GT(launcher, 0);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (train_lines(dir) < 3 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const std::vector<pid_t> ranks = children_of(launcher);
   ASSERT_EQ(ranks.size(), 2u);
   ::kill(ranks[1], SIGSTOP);
   const auto t0 = std::chrono::steady_clock::now();

@@ -89,7 +89,7 @@ int launch_local(const LocalLaunch& launch) {
   std::vector<bool> alive(pids.size(), true);
   size_t n_alive = pids.size();
   int first_failure = 0;
-  auto deadline = std::chrono::steady_clock::time_point::max();
+  auto deadline = std::chrono::steady_clock::time_point::max(), term_at = deadline;
   while (n_alive > 0) {
     if (const int sig = g_forward.exchange(0); sig != 0)
       for (size_t i = 0; i < pids.size(); ++i)
@@ -108,11 +108,17 @@ int launch_local(const LocalLaunch& launch) {
                        WTERMSIG(status));
         else
           std::fprintf(stderr, "[launch] rank %zu exited with code %d; ending the other ranks\n", i, code);
-        for (size_t j = 0; j < pids.size(); ++j)
-          if (alive[j]) signal_process(pids[j], SIGTERM);
-        deadline = std::chrono::steady_clock::now() +
-                   std::chrono::milliseconds(static_cast<int64_t>(launch.grace_seconds * 1000));
+        // The others normally notice the lost peer themselves within milliseconds (and say so); SIGTERM after
+        // a second, SIGKILL after the grace period, for ranks that are stuck.
+        const auto now = std::chrono::steady_clock::now();
+        term_at = now + std::chrono::seconds(1);
+        deadline = now + std::chrono::milliseconds(static_cast<int64_t>(launch.grace_seconds * 1000));
       }
+    }
+    if (std::chrono::steady_clock::now() > term_at) {
+      for (size_t j = 0; j < pids.size(); ++j)
+        if (alive[j]) signal_process(pids[j], SIGTERM);
+      term_at = std::chrono::steady_clock::time_point::max();
     }
     if (std::chrono::steady_clock::now() > deadline) {
       for (size_t j = 0; j < pids.size(); ++j)

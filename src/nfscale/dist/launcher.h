@@ -1,6 +1,7 @@
 // launcher.h - the built-in single-host launcher behind `--nproc N`: re-executes this binary N times as ranks
 // 0..N-1 (the environment torchrun would set: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
-// MASTER_PORT), forwards SIGINT/SIGTERM/SIGHUP to them, and ends the others when one rank fails.
+// MASTER_PORT), forwards SIGINT/SIGTERM/SIGHUP to them, and ends the others when one rank fails (they normally
+// notice the lost peer themselves within milliseconds; SIGTERM after 1 s, SIGKILL after grace_seconds).
 #pragma once
 #include <string>
 #include <vector>
