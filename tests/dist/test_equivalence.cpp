@@ -41,12 +41,6 @@ models::Classifier double_model(const std::string& name, int64_t res) {
   return m;
 }
 
-std::vector<optim::ParamSpec> specs_of(models::ClassifierImpl& m) {
-  std::vector<optim::ParamSpec> s;
-  for (auto& p : m.param_info()) s.push_back({p.name, p.param, p.weight_decay, p.agc});
-  return s;
-}
-
 // Global micro-batch j of step `step`: images [micro, 1, R, R] ~ N(0,1) (fp64), soft targets [micro, K].
 data::Batch micro_batch(int64_t step, int64_t j, int64_t micro, int64_t res) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(1000 * step + j + 1));
@@ -64,7 +58,7 @@ using MakeOpt = std::function<std::unique_ptr<optim::Optimizer>(std::vector<opti
 std::vector<torch::Tensor> train(Communicator& comm, const std::string& name, int64_t res, const MakeOpt& make_opt,
                                  int64_t steps, int64_t n_micro, int64_t micro, double lr) {
   auto model = double_model(name, res);
-  auto opt = make_opt(specs_of(*model));
+  auto opt = make_opt(model->param_info());
   train::broadcast_model(comm, *model);
   const int64_t W = comm.world_size();
   for (int64_t s = 0; s < steps; ++s) {
