@@ -126,6 +126,29 @@ TEST(DistCli, ResumingWithAnotherWorldSizeKeepsExactlyOnce) {
   EXPECT_LT(max_rel_diff(*wd, *wr), kFp32Bound);
 }
 
+// kill -9 of the launcher itself: its ranks get SIGTERM (parent-death signal), stop together and rank 0 checkpoints.
+TEST(DistCli, KillingTheLauncherEndsItsRanks) {
+  NFSCALE_REQUIRE_BINARY();
+  const std::string dir = fresh_dir("dist_launcher_kill");
+  std::vector<pid_t> ranks;
+  const pid_t launcher = start_and_wait_for_steps(train_args(dir, 2, 40.0), dir, ranks);
+  ASSERT_GT(launcher, 0);
+  ASSERT_EQ(ranks.size(), 2u);
+  ::kill(launcher, SIGKILL);
+  EXPECT_EQ(wait_status(launcher), 1000 + SIGKILL);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto running = [](pid_t p) {  // exists and is not a zombie waiting for a (container) init to reap it
+    const std::string stat = slurp("/proc/" + std::to_string(p) + "/stat");
+    const size_t paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+  };
+  auto any_alive = [&] { return running(ranks[0]) || running(ranks[1]); };
+  while (any_alive() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(any_alive()) << "a rank outlived its launcher by 10 s";
+  EXPECT_NE(slurp(dir + "/err").find("[train] stopped after"), std::string::npos) << slurp(dir + "/err");
+}
+
 // A hung rank (SIGSTOP) is noticed at --dist-timeout (2 s here), not after Gloo's 30-minute default.
 TEST(DistCli, AHungRankEndsTheRunAtTheDistTimeout) {
   NFSCALE_REQUIRE_BINARY();

@@ -2,6 +2,8 @@
 #include "nfscale/cli/dist_flags.h"
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
+#include <sys/prctl.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -41,6 +43,8 @@ bool run_ranks(const DistArgs& a, const std::function<void(const train::TrainHoo
           "--dist-startup-timeout " + std::to_string(a.startup_timeout) + ": need a number of seconds in (0, 86400]");
   const dist::LaunchEnv env = dist::read_launch_env();
   const bool launched_rank = std::getenv(dist::kLauncherEnv) != nullptr;
+  // A rank of --nproc ends (SIGTERM: all ranks stop at a step boundary, rank 0 checkpoints) if its launcher dies.
+  if (launched_rank) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (a.nproc > 1 && !launched_rank) {
     require(!env.distributed, "--nproc " + std::to_string(a.nproc) +
                                   " was given but WORLD_SIZE is set (a launcher such as torchrun started this "
