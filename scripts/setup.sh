@@ -7,6 +7,8 @@ set -euo pipefail
 PKGS=(
   # toolchain
   g++ cmake ninja-build pkg-config git
+  # network namespaces for the two-host distributed test
+  iproute2
   # deep-learning engine, distributed backend, fast BLAS
   libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
   # libraries

@@ -1,9 +1,11 @@
 // test_runtime.cpp - configure_runtime sets the intra-op thread count and OpenBLAS's thread count (when the BLAS
-// behind libblas.so.3 is OpenBLAS, as scripts/setup.sh selects), and NFSCALE_BLAS_THREADS overrides the option.
+// behind libblas.so.3 is OpenBLAS, as scripts/setup.sh selects), and NFSCALE_BLAS_THREADS overrides the option;
+// data-parallel ranks split the cores by LOCAL_WORLD_SIZE.
 #include <gtest/gtest.h>
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "nfscale/util/runtime.h"
@@ -31,6 +33,24 @@ TEST(Runtime, SetsIntraOpAndBlasThreads) {
   EXPECT_EQ(blas_threads(), 2);
   o.blas_threads = 1;
   configure_runtime(o);
+}
+
+// A data-parallel rank (LOCAL_WORLD_SIZE set by torchrun or --nproc) takes its share of the cores by default;
+// --threads (RuntimeOptions::threads) still wins.
+TEST(Runtime, DataParallelRanksShareTheCores) {
+  ::unsetenv("NFSCALE_THREADS");
+  const int cores = online_cores();
+  RuntimeOptions o;
+  o.blas_threads = 0;  // leave OpenBLAS alone
+  ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+  EXPECT_EQ(configure_runtime(o), std::max(1, cores / 2));
+  ::setenv("LOCAL_WORLD_SIZE", "1000", 1);
+  EXPECT_EQ(configure_runtime(o), 1);
+  o.threads = 3;
+  EXPECT_EQ(configure_runtime(o), 3);
+  ::unsetenv("LOCAL_WORLD_SIZE");
+  o.threads = 0;
+  EXPECT_EQ(configure_runtime(o), cores);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nfscale/cli/command_registry.h"
+#include "nfscale/cli/dist_flags.h"
 #include "nfscale/cli/train_flags.h"
 #include "nfscale/data/dataset.h"
 #include "nfscale/models/family.h"
@@ -18,6 +19,7 @@ struct FinetuneArgs {
   std::string settings;
   bool json = false;
   bool compute_only = false;
+  DistArgs dist;
 };
 
 std::string default_run_dir(const train::TrainConfig& c, bool scratch) {
@@ -56,6 +58,7 @@ RegisterCommand reg(30, [](CLI::App& root) {
       ->check(CLI::ExistingFile);
   app->add_flag("--resume", args->request.resume, "Continue from <run-dir>/checkpoint.pt if it exists");
   app->add_flag("--json", args->json, "Print the result as JSON on stdout");
+  add_dist_flags(*app, args->dist);
   app->callback([app, args] {
     study::FinetuneRequest& req = args->request;
     if (!args->settings.empty()) apply_settings_file(*app, args->settings, req.config);
@@ -71,7 +74,12 @@ RegisterCommand reg(30, [](CLI::App& root) {
       std::printf("%s\n", study::to_json(study::finetune_compute(req)).dump(2).c_str());
       return;
     }
-    study::FinetuneResult r = study::finetune(req);
+    study::FinetuneResult r;
+    const bool report = run_ranks(args->dist, [&](const train::TrainHooks& hooks) {
+      r = study::finetune(req, hooks);
+    });
+    if (!report && r.train.interrupted) throw CLI::RuntimeError(130);
+    if (!report) return;
     if (args->json) {
       std::printf("%s\n", study::to_json(r).dump(2).c_str());
     } else {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nfscale/cli/command_registry.h"
+#include "nfscale/cli/dist_flags.h"
 #include "nfscale/cli/train_flags.h"
 #include "nfscale/train/trainer.h"
 #include "nfscale/weights/format.h"
@@ -18,6 +19,7 @@ struct TrainArgs {
   bool resume = false;
   bool json = false;
   std::string from;  // initial weights (checkpoint, weights.pt or .safetensors)
+  DistArgs dist;
 };
 
 // --from FILE: the initialisation. Unless --ws-form / --activation were given, the file decides them (its metadata,
@@ -61,11 +63,17 @@ RegisterCommand reg(20, [](CLI::App& root) {
                                         "nfscale or timm names; the classifier starts fresh). --model defaults to the "
                                         "file's; its WS form and activation are kept unless given")
       ->group("Model");
+  add_dist_flags(*app, args->dist);
   app->callback([app, args] {
     if (!args->settings.empty()) apply_settings_file(*app, args->settings, args->config);
     apply_init_from(*app, *args);
     if (args->config.run_dir.empty()) args->config.run_dir = default_run_dir(args->config);
-    train::TrainResult r = train::run_training(args->config, args->resume);
+    train::TrainResult r;
+    const bool report = run_ranks(args->dist, [&](const train::TrainHooks& hooks) {
+      r = train::run_training(args->config, args->resume, hooks);
+    });
+    if (!report && r.interrupted) throw CLI::RuntimeError(130);
+    if (!report) return;
     if (args->json) {
       std::printf("%s\n", train::to_json(r).dump(2).c_str());
     } else {

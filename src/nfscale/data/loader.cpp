@@ -26,6 +26,9 @@ void validate(const LoaderOptions& o) {
   require(o.prefetch >= 1, "loader.prefetch: need >= 1");
   require(o.resolution >= 1 && o.resolution <= 4096, "loader.resolution: need 1..4096");
   require(o.channels == 0 || o.channels == 1 || o.channels == 3, "loader.channels: need 0 (keep), 1 or 3");
+  require(o.shard_count >= 1 && o.shard_index >= 0 && o.shard_index < o.shard_count,
+          "loader.shard_index: " + std::to_string(o.shard_index) + " must be in [0, shard_count=" +
+              std::to_string(o.shard_count) + ")");
   validate(o.augment, "loader.augment");
 }
 
@@ -62,7 +65,7 @@ Loader::~Loader() {
 
 bool Loader::pass_has(int64_t k) const {
   if (opt_.train) return true;
-  const int64_t start = start_ + k * distinct_, n = num_examples();
+  const int64_t start = start_ + (k * opt_.shard_count + opt_.shard_index) * distinct_, n = num_examples();
   if (start >= n) return false;
   return !(opt_.drop_last && n - start < distinct_);
 }
@@ -80,7 +83,7 @@ bool Loader::has_next() const {
 
 Batch Loader::make_batch(int64_t k) const {
   const int64_t R = opt_.resolution, C = channels_, K = classes_, m = opt_.train ? opt_.multiplicity : 1;
-  const int64_t first = start_ + k * distinct_;
+  const int64_t first = start_ + (k * opt_.shard_count + opt_.shard_index) * distinct_;  // global position
   const int64_t d_count = opt_.train ? distinct_ : std::min(distinct_, num_examples() - first);
   const int64_t B = d_count * m, image_size = C * R * R;
   Batch b;
@@ -155,7 +158,9 @@ Batch Loader::next() {
     std::rethrow_exception(slot.error);
   }
   ++delivered_;
-  position_ = slot.batch.position + slot.batch.distinct;
+  // Training: every shard has consumed its batch of this round (a step consumes whole rounds), so the global
+  // position is the end of the round; with one shard this is the batch's end.
+  position_ = opt_.train ? start_ + delivered_ * opt_.shard_count * distinct_ : slot.batch.position + slot.batch.distinct;
   lock.unlock();
   cv_.notify_all();
   return std::move(slot.batch);

@@ -41,6 +41,11 @@ struct LoaderOptions {
   int64_t multiplicity = 1;
   bool drop_last = false;  // eval only: drop a short last batch (a training stream never has one)
   int64_t channels = 0;    // output channels: 0 = the dataset's; 3 replicates a grey dataset; 1 converts RGB to luma
+  // Data parallelism: the global stream of batches is dealt round-robin to shard_count ranks; this loader's batch k
+  // is global batch k * shard_count + shard_index. Positions stay global (examples consumed by all shards), so the
+  // one permutation per epoch is split across ranks and every example is seen once per epoch in total.
+  int64_t shard_count = 1;
+  int64_t shard_index = 0;
 };
 
 // Throws UserError naming the option if a value is invalid.
@@ -60,7 +65,8 @@ class Loader {
   // std::out_of_range after the pass is over (check has_next()).
   Batch next();
   bool has_next() const;
-  // Distinct examples consumed by the batches returned so far, counted from the start of the stream.
+  // Distinct examples consumed by the batches returned so far, counted from the start of the stream (training with
+  // shards: by all shards together, i.e. start + delivered x shard_count x distinct_per_batch).
   int64_t position() const { return position_; }
   int64_t distinct_per_batch() const { return distinct_; }
   int64_t num_examples() const { return static_cast<int64_t>(indices_.size()); }

@@ -6,6 +6,8 @@
 #include <limits>
 
 #include <nlohmann/json.hpp>
+
+#include "nfscale/dist/communicator.h"
 #include <torch/torch.h>
 
 #include "nfscale/models/registry.h"
@@ -162,7 +164,7 @@ FinetuneResult finetune(const FinetuneRequest& r, const train::TrainHooks& hooks
   out.test_loss = e.has_test ? e.test.loss : kNaN;
   out.holdout_top1_err = e.has_holdout ? e.holdout.top1_err : kNaN;
   out.holdout_loss = e.has_holdout ? e.holdout.loss : kNaN;
-  if (out.completed)
+  if (out.completed && (!hooks.comm || hooks.comm->rank() == 0))  // data parallelism: rank 0 writes the run dir
     write_file_atomic((fs::path(c.run_dir) / "finetune.json").string(), to_json(out).dump(2) + "\n");
   return out;
 }

@@ -1,6 +1,8 @@
 // evaluate.cpp - one ordered pass over an index list: cross-entropy, top-1 and top-5 error.
 #include "nfscale/train/evaluate.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -22,6 +24,8 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
   lo.resolution = o.resolution;
   lo.augment = o.augment;
   lo.channels = o.channels;
+  lo.shard_count = o.shard_count;
+  lo.shard_index = o.shard_index;
   data::Loader loader(std::move(dataset), indices, lo);
   const bool was_training = model.is_training();
   model.eval();
@@ -55,6 +59,22 @@ EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset
     r.loss = loss_sum / double(n);
     r.top1_err = 1.0 - double(top1) / double(n);
     r.top5_err = 1.0 - double(top5) / double(n);
+  }
+  return r;
+}
+
+std::vector<double> eval_sums(const EvalResult& r) {
+  const double n = double(r.examples);
+  return {r.loss * n, std::round((1.0 - r.top1_err) * n), std::round((1.0 - r.top5_err) * n), n};
+}
+
+EvalResult eval_from_sums(const std::vector<double>& s) {
+  EvalResult r;
+  r.examples = static_cast<int64_t>(std::llround(s.at(3)));
+  if (r.examples > 0) {
+    r.loss = s[0] / s[3];
+    r.top1_err = 1.0 - s[1] / s[3];
+    r.top5_err = 1.0 - s[2] / s[3];
   }
   return r;
 }

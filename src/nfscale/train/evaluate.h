@@ -32,13 +32,19 @@ struct EvalOptions {
   bool bf16 = false;
   bool channels_last = false;
   data::AugmentConfig augment;  // only the eval fields (normalisation, eval crop) are used
+  int64_t shard_count = 1, shard_index = 0;  // data parallelism: this rank evaluates every shard_count-th batch
 };
 
 // Evaluates `model` (switched to eval mode and back) on `indices` of `dataset` with the eval transform
-// (resize + centre crop). Deterministic.
+// (resize + centre crop). Deterministic. With shard_count > 1 the result covers this rank's batches only: combine
+// the ranks' results with combine_eval (examples-weighted).
 EvalResult evaluate(models::ClassifierImpl& model, std::shared_ptr<data::Dataset> dataset,
                     const std::vector<int64_t>& indices, const EvalOptions& options);
 
 nlohmann::json to_json(const EvalResult& r);
+
+// The sums behind a result ({loss_sum, top1_hits, top5_hits, examples}) and back: ranks all-reduce these.
+std::vector<double> eval_sums(const EvalResult& r);
+EvalResult eval_from_sums(const std::vector<double>& sums);
 
 }  // namespace nfscale::train

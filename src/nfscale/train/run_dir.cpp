@@ -7,12 +7,29 @@
 
 #include "nfscale/train/recipe.h"
 #include "nfscale/util/atomic_file.h"
+#include "nfscale/util/error.h"
 
 namespace nfscale::train {
 namespace fs = std::filesystem;
 
-RunDir open_run_dir(TrainConfig& cfg, bool resume) {
-  make_dirs(cfg.run_dir);
+namespace {
+
+// The config.json at `path`, with the logistics that do not change the result (quiet, checkpoint interval, loader
+// threads, device) taken from `current`.
+TrainConfig stored_config(const std::string& path, const TrainConfig& current) {
+  TrainConfig stored = config_from_json(nlohmann::json::parse(read_file(path)), path);
+  stored.quiet = current.quiet;
+  stored.checkpoint_seconds = current.checkpoint_seconds;
+  stored.checkpoint_steps = current.checkpoint_steps;
+  stored.loader_threads = current.loader_threads;
+  stored.device = current.device;
+  return stored;
+}
+
+}  // namespace
+
+RunDir open_run_dir(TrainConfig& cfg, bool resume, bool primary) {
+  if (primary) make_dirs(cfg.run_dir);
   RunDir r;
   const fs::path d(cfg.run_dir);
   r.dir = cfg.run_dir;
@@ -24,15 +41,15 @@ RunDir open_run_dir(TrainConfig& cfg, bool resume) {
   r.result = (d / "result.json").string();
   r.dedup = (d / "dedup.json").string();
   r.resuming = resume && fs::exists(r.checkpoint);
+  if (!primary) {
+    require(fs::exists(r.config), r.config + ": missing on a data-parallel rank > 0 (rank 0 writes it first); the "
+                                             "--run-dir must be on a file system every rank shares");
+    cfg = stored_config(r.config, cfg);
+    return r;
+  }
   if (r.resuming && fs::exists(r.config)) {
     // The stored configuration is authoritative on resume, except for logistics that do not change the result.
-    TrainConfig stored = config_from_json(nlohmann::json::parse(read_file(r.config)), r.config);
-    stored.quiet = cfg.quiet;
-    stored.checkpoint_seconds = cfg.checkpoint_seconds;
-    stored.checkpoint_steps = cfg.checkpoint_steps;
-    stored.loader_threads = cfg.loader_threads;
-    stored.device = cfg.device;
-    cfg = stored;
+    cfg = stored_config(r.config, cfg);
     // Run dirs written before "auto" was resolved at the start always ran fp32 (auto's meaning until session 3):
     // keep that, whatever this host's CPU would choose now.
     if (cfg.precision == "auto") cfg.precision = "fp32";

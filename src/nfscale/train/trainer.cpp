@@ -13,6 +13,8 @@
 
 #include "nfscale/data/dataset.h"
 #include "nfscale/data/loader.h"
+#include "nfscale/dist/communicator.h"
+#include "nfscale/dist/local_communicator.h"
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/optim/ema.h"
@@ -142,7 +144,32 @@ nlohmann::json to_json(const TrainResult& r) {
 TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHooks& hooks) {
   TrainConfig cfg = cfg_in;
   cfg.validate();
-  const RunDir rd = open_run_dir(cfg, resume);  // cfg is now the resolved (or stored) configuration
+  dist::LocalCommunicator local_comm;
+  dist::Communicator& comm = hooks.comm ? *hooks.comm : local_comm;
+  const int64_t world = comm.world_size(), rank = comm.rank();
+  const bool primary = rank == 0;  // rank 0 alone writes the run directory
+  if (!primary) cfg.quiet = true;
+  // Rank 0 opens (and on a fresh start writes) the run dir first; the others then read its resolved config.
+  const RunDir rd = [&] {
+    if (primary) {
+      RunDir r = open_run_dir(cfg, resume);  // cfg is now the resolved (or stored) configuration
+      comm.barrier();
+      return r;
+    }
+    comm.barrier();
+    return open_run_dir(cfg, resume, /*primary=*/false);
+  }();
+  // CUDA ranks would need ProcessGroupNCCL (a CUDA LibTorch build): not implemented, and not testable here.
+  require(world == 1 || parse_device(cfg.device, "--device").is_cpu(),
+          "--device " + cfg.device + " with " + std::to_string(world) +
+              " data-parallel ranks: only CPU ranks (Gloo) are supported; NCCL for CUDA is not implemented "
+              "(docs/distributed.md). Use --device cpu, or one process per GPU run");
+  // Global batch = per-rank micro-batch x ranks x accumulation steps; --micro-batch is per rank.
+  const int64_t micro = cfg.micro_batch > 0 ? cfg.micro_batch : cfg.batch / world;
+  require(cfg.batch % world == 0 && micro > 0 && cfg.batch % (world * micro) == 0,
+          "--batch " + std::to_string(cfg.batch) + " must be a multiple of ranks (" + std::to_string(world) +
+              ") x --micro-batch (" + std::to_string(cfg.micro_batch) +
+              " per rank); choose a --batch divisible by both, or change --nproc / --micro-batch");
   const bool bf16 = cfg.precision == "bf16";
 
   // Near-duplicate removal is recorded when a run starts and read back on resume, so a resumed run trains on the
@@ -150,9 +177,9 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   const std::string& dedup_path = rd.dedup;
   RunData data = setup_data(cfg, rd.resuming ? dedup_path : "");
   if (data.dedup.applied) {
-    if (!data.dedup.from_record) write_file_atomic(dedup_path, data.dedup.record.dump(2) + "\n");
+    if (!data.dedup.from_record && primary) write_file_atomic(dedup_path, data.dedup.record.dump(2) + "\n");
     if (!cfg.quiet) std::fprintf(stderr, "%s -> %s\n", describe_dedup(data.dedup).c_str(), dedup_path.c_str());
-  } else if (!rd.resuming) {
+  } else if (!rd.resuming && primary) {
     std::error_code ec;
     fs::remove(dedup_path, ec);  // a record of an earlier run in this directory would describe other indices
   }
@@ -171,11 +198,12 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
             rd.checkpoint + ": checkpoint was written for " + std::to_string(st.total_steps) +
                 " steps but the configuration gives " + std::to_string(total_steps) +
                 "; use a new --run-dir or the original settings");
-  } else {
+  } else if (primary) {
     std::error_code ec;
     fs::remove(rd.metrics, ec);
   }
   st.total_steps = total_steps;
+  broadcast_model(comm, model);  // every rank starts from rank 0's weights (no-op for one process)
 
   TrainResult result;
   result.total_steps = total_steps;
@@ -187,7 +215,14 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   const double flops_per_example = 6.0 * static_cast<double>(s.cost.macs_per_image) * (s.sam ? 2.0 : 1.0);
 
   const EvalSchedule eval_schedule(total_steps, cfg.eval_every, cfg.eval_points);
-  const EvalOptions eo = make_eval_options(cfg, data, bf16);
+  EvalOptions eo = make_eval_options(cfg, data, bf16);
+  eo.shard_count = world;
+  eo.shard_index = rank;
+  // Each rank evaluates its share of the batches; the sums are combined (one process: the result as it is).
+  auto eval_on = [&](const std::shared_ptr<data::Dataset>& set, const std::vector<int64_t>& indices) {
+    EvalResult r = evaluate(model, set, indices, eo);
+    return world == 1 ? r : eval_from_sums(dist::all_reduce_sum(comm, eval_sums(r)));
+  };
   auto run_eval = [&](int64_t step) {
     EvalPoint p;
     p.step = step;
@@ -195,11 +230,11 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     p.examples_seen = st.examples_seen;
     p.flops = flops_per_example * double(st.examples_seen);
     if (!data.holdout_indices.empty()) {
-      p.holdout = evaluate(model, data.train_set, data.holdout_indices, eo);
+      p.holdout = eval_on(data.train_set, data.holdout_indices);
       p.has_holdout = true;
     }
     if (data.test_set) {
-      p.test = evaluate(model, data.test_set, data.test_indices, eo);
+      p.test = eval_on(data.test_set, data.test_indices);
       p.has_test = true;
     }
     nlohmann::json line = to_json(p);
@@ -207,19 +242,23 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     if (s.ema && cfg.eval_ema) {  // the EMA weights too, logged beside the raw ones
       s.ema->swap_in(s.specs);
       if (!data.holdout_indices.empty())
-        line["ema_holdout"] = to_json(evaluate(model, data.train_set, data.holdout_indices, eo));
-      if (data.test_set) line["ema_test"] = to_json(evaluate(model, data.test_set, data.test_indices, eo));
+        line["ema_holdout"] = to_json(eval_on(data.train_set, data.holdout_indices));
+      if (data.test_set) line["ema_test"] = to_json(eval_on(data.test_set, data.test_indices));
       s.ema->restore(s.specs);
     }
-    append_line_durable(rd.metrics, line.dump());
+    if (primary) append_line_durable(rd.metrics, line.dump());
     if (hooks.on_eval) hooks.on_eval(p);
     return p;
   };
 
-  data::Loader loader(data.train_set, data.train_indices, make_train_loader_options(cfg, data), st.position);
+  data::LoaderOptions lo = make_train_loader_options(cfg, data);
+  lo.batch_size = micro;  // this rank's micro-batches; positions stay global (every rank's share of each step)
+  lo.shard_count = world;
+  lo.shard_index = rank;
+  data::Loader loader(data.train_set, data.train_indices, lo, st.position);
   auto save = [&] {
     st.position = loader.position();
-    save_checkpoint(rd.checkpoint, model, optimizer, s.ema.get(), st);
+    if (primary) save_checkpoint(rd.checkpoint, model, optimizer, s.ema.get(), st);
   };
 
   SignalScope signals;
@@ -231,21 +270,24 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   };
   auto last_ckpt = std::chrono::steady_clock::now();
   auto last_print = std::chrono::steady_clock::now() - std::chrono::seconds(10);
-  const int64_t n_micro = cfg.batch / cfg.micro();
+  const int64_t n_micro = cfg.batch / (world * micro);  // this rank's micro-batches per step
   model.train();
 
   if (!cfg.quiet)
     std::fprintf(stderr,
                  "[train] %s: %lld params, %.3f GMACs/img at %lld px, %lld steps of %lld (%s), %lld train examples, "
-                 "%s, peak LR %.4g, precision %s%s\n",
+                 "%s, peak LR %.4g, precision %s%s%s\n",
                  cfg.model.c_str(), (long long)s.cost.params, s.cost.macs_per_image / 1e9, (long long)cfg.resolution,
                  (long long)total_steps, (long long)cfg.batch, n_micro > 1 ? "accumulated" : "single", (long long)n_train,
                  optimizer.kind().c_str(), s.peak_lr, cfg.precision.c_str(),
-                 rd.resuming ? (", resumed at step " + std::to_string(st.step)).c_str() : "");
+                 rd.resuming ? (", resumed at step " + std::to_string(st.step)).c_str() : "",
+                 world > 1 ? (", " + std::to_string(world) + " ranks").c_str() : "");
 
   std::vector<data::Batch> micro_batches(n_micro);
   while (st.step < total_steps) {
-    if (g_signal.load() != 0 || (hooks.should_stop && hooks.should_stop())) {
+    bool stop = g_signal.load() != 0 || (hooks.should_stop && hooks.should_stop());
+    if (world > 1) stop = comm.any(stop);  // all ranks stop at the same step boundary
+    if (stop) {
       st.seconds = elapsed();
       save();
       result.interrupted = true;
@@ -258,25 +300,36 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
                      (long long)st.step, rd.checkpoint.c_str());
       return result;
     }
-    // Every random stream of this step (dropout, stochastic depth) is a function of (seed, step).
+    // Every random stream of this step (dropout, stochastic depth) is a function of (seed, step, global micro-batch
+    // index j): micro-batch i of rank r is global micro-batch j = i x ranks + r (the loader deals them round-robin),
+    // so any number of ranks draws the same masks. j = 0 keeps the step's seed (one-micro-batch runs as before).
     const uint64_t step_seed = derive_seed(cfg.seed, {0x5745ull, uint64_t(st.step)});
-    torch::manual_seed(step_seed);
+    std::vector<uint64_t> seeds(static_cast<size_t>(n_micro));
+    for (int64_t i = 0; i < n_micro; ++i) {
+      const uint64_t j = uint64_t(i * world + rank);
+      seeds[size_t(i)] = j == 0 ? step_seed : derive_seed(cfg.seed, {0x5745ull, uint64_t(st.step), j});
+    }
     for (auto& mb : micro_batches) mb = loader.next();
     const double lr = (*s.schedule)(st.step);
 
     // Gradient of the mean loss over the whole effective batch: each micro-batch contributes loss * (micro/batch)
     // (step.h). micro_batches: n_micro x {images [micro, C, R, R], targets [micro, K]}.
-    const double loss_value = accumulate_gradients(model, micro_batches, cfg.batch, bf16, cfg.channels_last, optimizer);
+    // Each rank's gradient is the mean over its share (batch / ranks); all_reduce_gradients averages the ranks'.
+    const int64_t rank_batch = cfg.batch / world;
+    double loss_value =
+        accumulate_gradients(model, micro_batches, rank_batch, bf16, cfg.channels_last, optimizer, &seeds);
+    all_reduce_gradients(comm, optimizer);
     if (s.sam) {
       // SAM: perturb along the accumulated gradient, re-compute the gradient there, restore the weights.
       s.sam->perturb();
       // Same dropout / stochastic-depth masks as the first pass: SAM differentiates the same stochastic loss.
-      torch::manual_seed(step_seed);
-      accumulate_gradients(model, micro_batches, cfg.batch, bf16, cfg.channels_last, optimizer);
+      accumulate_gradients(model, micro_batches, rank_batch, bf16, cfg.channels_last, optimizer, &seeds);
+      all_reduce_gradients(comm, optimizer);
       s.sam->restore();
     }
-    // The one hand-over point: every param.grad() holds this process's gradient of the step. (Data parallelism:
-    // a Communicator all-reduces the gradients here, before the optimiser clips them.)
+    if (world > 1) loss_value = dist::all_reduce_sum(comm, {loss_value})[0] / double(world);
+    // The one hand-over point: every param.grad() holds the step's gradient averaged over all ranks, before the
+    // optimiser clips it.
     const optim::StepStats stats = optimizer.step(lr);
     if (s.ema) s.ema->update(s.specs, st.step);
     st.step += 1;
@@ -289,7 +342,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
                       "); lower --lr (peak LR was " + std::to_string(s.peak_lr) + ")");
 
     const double epoch = double(st.position) / double(n_train);
-    if (st.step % std::max<int64_t>(1, cfg.log_every) == 0 || st.step == total_steps)
+    if (primary && (st.step % std::max<int64_t>(1, cfg.log_every) == 0 || st.step == total_steps))
       append_line_durable(rd.metrics,
                           train_line(st.step, epoch, loss_value, lr, stats, progress.items_per_second(), elapsed()).dump());
     auto now = std::chrono::steady_clock::now();
@@ -323,8 +376,8 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   st.seconds = elapsed();
   save();
   result.weights_path = rd.weights;
-  save_weights(rd.weights, model);
-  if (s.ema) {
+  if (primary) save_weights(rd.weights, model);
+  if (s.ema && primary) {
     s.ema->swap_in(s.specs);  // EMA weights saved beside the raw ones
     save_weights(rd.weights_ema, model);
     s.ema->restore(s.specs);
@@ -335,7 +388,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   result.seconds = st.seconds;
   result.train_flops = flops_per_example * double(st.examples_seen);
   if (result.final_eval.step != st.step) result.final_eval = run_eval(st.step);
-  write_file_atomic(rd.result, to_json(result).dump(2) + "\n");
+  if (primary) write_file_atomic(rd.result, to_json(result).dump(2) + "\n");
   return result;
 }
 

@@ -12,6 +12,10 @@
 
 #include "nfscale/util/error.h"
 
+namespace nfscale::dist {
+class Communicator;
+}
+
 namespace nfscale::train {
 
 // Thrown when the training loss becomes non-finite (too high a learning rate). A sweep records the trial as failed
@@ -34,6 +38,11 @@ struct EvalPoint {
 struct TrainHooks {
   std::function<void(const EvalPoint&)> on_eval;  // called after every evaluation
   std::function<bool()> should_stop;              // polled every step; true = checkpoint and return
+  // Data parallelism (dist/communicator.h): null = one process. With world size W, --batch is the global batch
+  // (per-rank micro-batch x W x accumulation steps), gradients are averaged before clipping, rank 0 writes the run
+  // dir (config, checkpoints, metrics, weights, result), evaluation is split across ranks and summed, and the stop
+  // decision (signal, should_stop, divergence) is taken by all ranks together.
+  dist::Communicator* comm = nullptr;
 };
 
 struct TrainResult {

@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -38,7 +39,12 @@ int configure_runtime(const RuntimeOptions& options) {
     int v = std::atoi(env);
     if (v > 0) threads = v;
   }
-  if (threads <= 0) threads = online_cores();
+  if (threads <= 0) {
+    // A data-parallel rank (torchrun or --nproc set LOCAL_WORLD_SIZE) shares the cores with its local peers.
+    int local_ranks = 1;
+    if (const char* env = std::getenv("LOCAL_WORLD_SIZE")) local_ranks = std::max(1, std::atoi(env));
+    threads = std::max(1, online_cores() / local_ranks);
+  }
   at::set_num_threads(threads);
 
   int blas = options.blas_threads;

@@ -10,7 +10,7 @@
 namespace nfscale {
 
 struct RuntimeOptions {
-  int threads = 0;                        // intra-op threads; 0 = all online cores (env NFSCALE_THREADS overrides)
+  int threads = 0;  // intra-op threads; 0 = online cores / LOCAL_WORLD_SIZE (env NFSCALE_THREADS overrides)
   bool tune_malloc = true;                // raise glibc M_MMAP_THRESHOLD / M_TRIM_THRESHOLD (env NFSCALE_MALLOC_TUNE=0)
   size_t mmap_threshold = size_t(1) << 30;  // bytes; allocations below this come from the heap
   size_t trim_threshold = size_t(1) << 31;  // bytes of free heap kept before trimming
