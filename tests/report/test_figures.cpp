@@ -162,9 +162,10 @@ TEST(Figures, FamilyFrontiersGiveEachFamilyItsColourRunsFrontierAndFit) {
   EXPECT_THROW(family_frontiers_figure({bad}), nfscale::UserError);
 }
 
-TEST(Figures, PublishedResultsAreMarkersOnALinearAccuracyAxis) {
-  const Plot p = published_results_figure({{"NFNet (published)", {{110e3, 90.3}, {110e3, 90.4}}},
-                                           {"ViT (published)", {{120e3, 90.2}, {280e3, 90.45}}}},
+TEST(Figures, PublishedResultsAreLabelledMarkersOnALinearAccuracyAxis) {
+  NamedCurve vit{"ViT (published)", {{120e3, 90.2}, {280e3, 90.45}}};
+  vit.points[1].label = "ViT-G/14 90.45%";
+  const Plot p = published_results_figure({{"NFNet (published)", {{110e3, 90.3}, {110e3, 90.4}}}, vit},
                                           "published numbers, not measured");
   ASSERT_EQ(p.series.size(), 2u);
   EXPECT_EQ(p.y_scale, Scale::Linear);
@@ -172,6 +173,38 @@ TEST(Figures, PublishedResultsAreMarkersOnALinearAccuracyAxis) {
   for (const auto& s : p.series) EXPECT_FALSE(s.style.lines);
   EXPECT_NE(p.title.find("not measured"), std::string::npos);
   EXPECT_EQ(p.annotation, "published numbers, not measured");
+  // Every point inside the axis ranges with a margin, and a point's label drawn as text.
+  ASSERT_TRUE(p.x_range && p.y_range);
+  EXPECT_LT(p.x_range->first, 110e3);
+  EXPECT_GT(p.x_range->second, 280e3);
+  EXPECT_LT(p.y_range->first, 90.2);
+  EXPECT_GT(p.y_range->second, 90.45);
+  const std::string svg = to_svg(p);
+  EXPECT_EQ(count(svg, ">ViT-G/14 90.45%<"), 1u) << svg;
+}
+
+// A label whose place right of its marker is taken by a neighbouring marker moves (here: above or left), and a
+// label that would cross the frame's right edge is drawn left of its marker.
+TEST(Figures, PointLabelsAvoidNeighboursAndTheFrame) {
+  Plot p;
+  p.x_scale = p.y_scale = Scale::Linear;
+  p.x_range = std::make_pair(0.0, 10.0);
+  p.y_range = std::make_pair(0.0, 10.0);
+  Series s;
+  s.style.lines = false;
+  s.points = {{2, 5}, {2.4, 5}, {9.9, 2}};
+  s.points[0].label = "crowded";
+  s.points[2].label = "at the edge";
+  p.series.push_back(s);
+  const std::string svg = to_svg(p);
+  auto anchor_of = [&](const std::string& text) {
+    const size_t at = svg.find(">" + text + "<");
+    EXPECT_NE(at, std::string::npos) << text;
+    const size_t a = svg.rfind("text-anchor=\"", at);
+    return svg.substr(a + 13, svg.find('"', a + 13) - (a + 13));
+  };
+  EXPECT_NE(anchor_of("crowded"), "start") << svg;
+  EXPECT_EQ(anchor_of("at the edge"), "end") << svg;
 }
 
 }  // namespace

@@ -260,9 +260,20 @@ Plot published_results_figure(const std::vector<NamedCurve>& per_family, const s
   Plot p = base_plot("Published results at paper scale (not measured here)", "pre-training compute (TPU-v4 core hours)",
                      "ImageNet top-1 accuracy (%)", per_family);
   p.y_scale = Scale::Linear;
+  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
   for (auto& s : p.series) {
     s.style.lines = false;
     s.style.marker_radius = 5.0;
+    for (const auto& pt : s.points) {
+      x_lo = std::min(x_lo, pt.x), x_hi = std::max(x_hi, pt.x);
+      y_lo = std::min(y_lo, pt.y), y_hi = std::max(y_hi, pt.y);
+    }
+  }
+  // A margin around the points, so that markers and their labels sit inside the frame (x on the log axis).
+  if (x_lo > 0 && x_hi >= x_lo) p.x_range = std::make_pair(x_lo / 1.25, x_hi * 1.25);
+  if (y_hi >= y_lo) {
+    const double pad = std::max(0.1 * (y_hi - y_lo), 0.05);
+    p.y_range = std::make_pair(y_lo - pad, y_hi + pad);
   }
   p.annotation = note;
   return p;

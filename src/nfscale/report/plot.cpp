@@ -312,6 +312,12 @@ void render(const Plot& plot, Canvas& c, int width, int height) {
     if (visible(r, plot.y_scale) && ym(r) >= py0 && ym(r) <= py1)
       c.line(px0, ym(r), px1, ym(r), kReference, 1.2 * k, true);
 
+  // Markers inside the plot area (pixels, radius) with their labels (may be empty), placed after every series.
+  struct PointLabel {
+    double x, y, radius;
+    std::string text;
+  };
+  std::vector<PointLabel> point_labels;
   // Series: bands first (under every line), then lines clipped to the plot area, error bars, markers inside it.
   for (size_t i = 0; i < plot.series.size(); ++i) {
     const Series& s = plot.series[i];
@@ -361,7 +367,53 @@ void render(const Plot& plot, Canvas& c, int width, int height) {
         if (x >= px0 - 0.5 && x <= px1 + 0.5 && y >= py0 - 0.5 && y <= py1 + 0.5)
           c.marker(x, y, radius, color, shown[j]->tooltip.empty() ? default_tooltip(s, *shown[j]) : shown[j]->tooltip);
       }
+    for (size_t j = 0; j < pix.size(); ++j) {
+      const auto [x, y] = pix[j];
+      if (x >= px0 - 0.5 && x <= px1 + 0.5 && y >= py0 - 0.5 && y <= py1 + 0.5)
+        point_labels.push_back({x, y, radius, shown[j]->label});
+    }
     c.end_group();
+  }
+
+  // Point labels: right of the marker, else left, above or below: the first place inside the plot area that
+  // overlaps neither another marker nor a label already placed (the last resort is the right).
+  {
+    struct Box {
+      double x0, y0, x1, y1;
+      bool hits(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
+    };
+    std::vector<Box> taken;
+    for (const auto& m : point_labels) taken.push_back({m.x - m.radius, m.y - m.radius, m.x + m.radius, m.y + m.radius});
+    const double text_h = kLineHeight * z.legend;
+    for (const auto& m : point_labels) {
+      if (m.text.empty()) continue;
+      const double w = c.text_width(m.text, z.legend), gap = m.radius + 4 * k;
+      struct Place {
+        double tx, ty;
+        Anchor anchor;
+        Box box;
+      };
+      const Place places[] = {
+          {m.x + gap, m.y, Anchor::Start, {m.x + gap, m.y - text_h / 2, m.x + gap + w, m.y + text_h / 2}},
+          {m.x - gap, m.y, Anchor::End, {m.x - gap - w, m.y - text_h / 2, m.x - gap, m.y + text_h / 2}},
+          {m.x, m.y - gap - text_h / 2, Anchor::Middle, {m.x - w / 2, m.y - gap - text_h, m.x + w / 2, m.y - gap}},
+          {m.x, m.y + gap + text_h / 2, Anchor::Middle, {m.x - w / 2, m.y + gap, m.x + w / 2, m.y + gap + text_h}}};
+      const Place* chosen = &places[0];
+      for (const Place& pl : places) {
+        const bool inside = pl.box.x0 >= px0 && pl.box.x1 <= px1 && pl.box.y0 >= py0 && pl.box.y1 <= py1;
+        const Box own{m.x - m.radius, m.y - m.radius, m.x + m.radius, m.y + m.radius};
+        bool clear = inside;
+        for (const Box& t : taken)
+          if (clear && t.hits(pl.box) && !(t.x0 == own.x0 && t.y0 == own.y0 && t.x1 == own.x1 && t.y1 == own.y1))
+            clear = false;
+        if (clear) {
+          chosen = &pl;
+          break;
+        }
+      }
+      taken.push_back(chosen->box);
+      c.text(chosen->tx, chosen->ty, m.text, z.legend, chosen->anchor, kText);
+    }
   }
 
   // Frame, outward ticks and their labels.

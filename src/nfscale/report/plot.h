@@ -25,6 +25,9 @@ struct Point {
   std::optional<double> y_lo, y_hi;
   // Hover text in SVG/HTML (e.g. "F1, 4 epochs, LR 0.8: loss 0.412"); empty: "<series>: x = .., y = ..".
   std::string tooltip;
+  // Optional short text drawn beside the marker (right of it; left where it would cross the plot area's edge),
+  // for figures of a few named points (e.g. published results).
+  std::string label;
 };
 
 // How per-point y intervals are drawn: a translucent band between the lower and upper ends (a fitted curve's

@@ -5,9 +5,9 @@ namespace nfscale::scaling {
 
 const std::vector<PublishedResult>& published_results() {
   static const std::vector<PublishedResult> r = {
-      {"nfnet", "NFNet-F7+ (8 epochs)", 110e3, 90.3, "pre-trained on JFT-4B, fine-tuned on ImageNet (~1.6k core h)"},
-      {"nfnet", "NFNet-F7+ (8 epochs, repeated augmentation)", 110e3, 90.4,
-       "fine-tuned with repeated augmentation (multiplicity 4)"},
+      {"nfnet", "NFNet-F7+", 110e3, 90.3, "8 epochs on JFT-4B, fine-tuned on ImageNet (~1.6k core h)"},
+      {"nfnet", "NFNet-F7+ (repeated aug.)", 110e3, 90.4,
+       "8 epochs on JFT-4B, fine-tuned with repeated augmentation (multiplicity 4)"},
       {"vit", "ViT-g/14", 120e3, 90.2, "published ViT baseline quoted by the paper"},
       {"vit", "ViT-G/14", 280e3, 90.45, "published ViT baseline quoted by the paper"},
       {"vit", "SoViT-400m/14", 130e3, 90.3, "published ViT baseline quoted by the paper"},

@@ -9,7 +9,7 @@ namespace nfscale::scaling {
 
 struct PublishedResult {
   std::string family;     // "nfnet" or "vit" (the registry's family names)
-  std::string label;      // e.g. "NFNet-F7+ (8 epochs)"
+  std::string label;      // short, drawn beside the point: e.g. "NFNet-F7+"
   double core_hours = 0;  // pre-training compute, TPU-v4 core hours (approximate, as quoted)
   double top1 = 0;        // ImageNet top-1 accuracy after fine-tuning, %
   std::string note;       // what differs (e.g. "with repeated augmentation")

@@ -196,6 +196,7 @@ void write_comparison_section(report::HtmlReport& html, const StudyReport& rep, 
     curve.points.emplace_back(r.core_hours, r.top1,
                               r.label + ": " + fmt("%.2f", r.top1) + "% at ~" + fmt("%.0f", r.core_hours / 1e3) +
                                   "k TPU-v4 core hours (" + r.note + "; published, not measured)");
+    curve.points.back().label = r.label + fmt(" %.2f%%", r.top1);
   }
   std::vector<report::NamedCurve> pub;
   for (const std::string fam : {"nfnet", "vit"})
