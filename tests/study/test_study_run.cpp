@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "nfscale/store/results_store.h"
@@ -242,7 +243,8 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
 }
 
 // A mixed study end to end: both families trained with their own LRs and optimisers, fitted separately, and
-// compared at equal compute in comparison.json, the report's first section and its two figures.
+// compared at equal compute in comparison.json, the report's first section and its two figures; with --finetune,
+// both families' checkpoints fine-tuned and drawn on Fig. 1.
 TEST(StudyRun, AMixedStudyComparesTheFamiliesAtEqualCompute) {
   ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
   const StudyDir sd("nfscale_study_mixed_",
@@ -252,7 +254,7 @@ TEST(StudyRun, AMixedStudyComparesTheFamiliesAtEqualCompute) {
                     "[train]\ndata = \"digits\"\nholdout = 300\nresolution = 20\nbatch = 32\n"
                     "eval_points = 1\nprecision = \"fp32\"\nclip = -1\n");  // smoke's AGC 0.1 off
   const fs::path& dir = sd.dir;
-  ASSERT_EQ(sd.run(), 0) << "see " << sd.log;
+  ASSERT_EQ(sd.run("--finetune --finetune-epochs 0.5 --finetune-max 2"), 0) << "see " << sd.log;
   // Each family trained at its own LR with its own optimiser.
   auto db = store::open_results_store((dir / "out" / "results.sqlite").string());
   int nfnet = 0, vit = 0;
@@ -296,6 +298,11 @@ TEST(StudyRun, AMixedStudyComparesTheFamiliesAtEqualCompute) {
   std::string text((std::istreambuf_iterator<char>(html)), {});
   EXPECT_NE(text.find("NFNet against ViT at equal compute"), std::string::npos);
   EXPECT_NE(text.find("published"), std::string::npos);
+  // With --finetune, Fig. 1 holds the fine-tuned frontier checkpoints of both families.
+  EXPECT_TRUE(fs::exists(report / "fig1_finetune_error.svg"));
+  for (const std::string model : {"nano-F0", "mini-ViT-Ti"})
+    EXPECT_TRUE(std::regex_search(text, std::regex("<title>" + model + ", [^<]*fine-tuned top-1 error")))
+        << model << " has no fine-tuned point on Fig. 1";
   fs::remove_all(dir);
 }
 
