@@ -21,10 +21,11 @@ function(nfscale_use_pch target)
   endif()
 endfunction()
 
-# nfscale_area(NAME area DEPS other_targets...)
+# nfscale_area(NAME area DEPS other_targets...): one static library per area from src/nfscale/<area>/**.cpp
+# (an area may hold subfolders, e.g. models/nfnet/ and models/vit/ for the two model families).
 function(nfscale_area area)
   cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
-  file(GLOB _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/nfscale/${area}/*.cpp)
+  file(GLOB_RECURSE _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/nfscale/${area}/*.cpp)
   if(NOT _srcs)
     set(_srcs ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
   endif()
@@ -34,10 +35,10 @@ function(nfscale_area area)
   nfscale_use_pch(nfscale_${area})
 endfunction()
 
-# nfscale_tests(area DEPS libs...): one GoogleTest program per area from tests/<area>/*.cpp.
+# nfscale_tests(area DEPS libs...): one GoogleTest program per area from tests/<area>/**.cpp (subfolders mirror src).
 function(nfscale_tests area)
   cmake_parse_arguments(A "" "" "DEPS" ${ARGN})
-  file(GLOB _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${area}/*.cpp)
+  file(GLOB_RECURSE _srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${area}/*.cpp)
   if(NOT _srcs)
     return()
   endif()

@@ -16,7 +16,7 @@
 #include "nfscale/models/fused_kernels.h"
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/layers.h"
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/train/autocast.h"
 #include "nfscale/util/cpu_features.h"

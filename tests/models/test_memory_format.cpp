@@ -6,7 +6,7 @@
 
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/memory_format.h"
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "models_test_util.h"
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/util/error.h"
 

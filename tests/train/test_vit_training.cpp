@@ -10,7 +10,7 @@
 
 #include "nfscale/data/loader.h"
 #include "nfscale/models/registry.h"
-#include "nfscale/models/vit.h"
+#include "nfscale/models/vit/vit.h"
 #include "nfscale/optim/adamw.h"
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/train/autocast.h"

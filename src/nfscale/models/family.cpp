@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "nfscale/models/nfnet_family.h"
-#include "nfscale/models/vit_family.h"
+#include "nfscale/models/nfnet/nfnet_family.h"
+#include "nfscale/models/vit/vit_family.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {

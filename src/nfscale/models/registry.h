@@ -8,7 +8,7 @@
 
 #include "nfscale/models/classifier.h"
 #include "nfscale/models/family.h"
-#include "nfscale/models/nfnet_family.h"
+#include "nfscale/models/nfnet/nfnet_family.h"
 
 namespace nfscale::models {
 

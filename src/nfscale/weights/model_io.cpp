@@ -9,8 +9,8 @@
 #include <stdexcept>
 
 #include "nfscale/models/classifier.h"
-#include "nfscale/models/nfnet.h"
-#include "nfscale/models/vit.h"
+#include "nfscale/models/nfnet/nfnet.h"
+#include "nfscale/models/vit/vit.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::weights {

@@ -5,8 +5,8 @@
 
 #include "nfscale/models/classifier.h"
 #include "nfscale/util/error.h"
-#include "nfscale/models/nfnet_family.h"
-#include "nfscale/models/vit_family.h"
+#include "nfscale/models/nfnet/nfnet_family.h"
+#include "nfscale/models/vit/vit_family.h"
 #include "nfscale/weights/nfnet_names.h"
 #include "nfscale/weights/vit_names.h"
 

@@ -5,7 +5,7 @@
 
 #include <stdexcept>
 
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 
 namespace nfscale::weights {
 namespace {

@@ -3,8 +3,8 @@
 
 #include <stdexcept>
 
-#include "nfscale/models/vit.h"
-#include "nfscale/models/vit_family.h"
+#include "nfscale/models/vit/vit.h"
+#include "nfscale/models/vit/vit_family.h"
 
 namespace nfscale::weights {
 

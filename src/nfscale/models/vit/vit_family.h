@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "nfscale/models/family.h"
-#include "nfscale/models/vit.h"
+#include "nfscale/models/vit/vit.h"
 
 namespace nfscale::models {
 

@@ -1,6 +1,6 @@
 // nfnet_family.cpp - the NFNet spec table (paper family + the derived "mini" ladder), its JSON form, and the NFNet
 // family's registration: builder, minimum resolution, head, SGD+AGC defaults.
-#include "nfscale/models/nfnet_family.h"
+#include "nfscale/models/nfnet/nfnet_family.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nfscale/models/layers.h"
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/util/error.h"
 

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nfscale/models/registry.h"
-#include "nfscale/models/vit.h"
-#include "nfscale/models/vit_family.h"
+#include "nfscale/models/vit/vit.h"
+#include "nfscale/models/vit/vit_family.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {

@@ -1,6 +1,6 @@
 // nfnet.cpp - NFNet-F blocks and network (see nfnet.h), built from a ModelSpecInfo row; follows the reference
 // JAX code (deepmind-research nfnets/nfnet.py, base.py) block for block.
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 
 #include <torch/torch.h>
 

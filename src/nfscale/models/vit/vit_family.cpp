@@ -1,6 +1,6 @@
 // vit_family.cpp - the ViT spec table (named members + the mini-ViT ladder) and the ViT family's registration:
 // builder, minimum resolution (one patch), head, AdamW defaults.
-#include "nfscale/models/vit_family.h"
+#include "nfscale/models/vit/vit_family.h"
 
 #include <sstream>
 

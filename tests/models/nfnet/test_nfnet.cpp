@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "nfscale/models/nfnet.h"
+#include "nfscale/models/nfnet/nfnet.h"
 #include "nfscale/models/registry.h"
 
 namespace nfscale::models {

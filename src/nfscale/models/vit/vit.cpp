@@ -1,6 +1,6 @@
 // vit.cpp - the ViT classifier (see vit.h): big_vision's initialisation, timm's parameter layout, cost counting of
 // the projections, MLP, QK^T and AV in counting mode (cost_counter.h).
-#include "nfscale/models/vit.h"
+#include "nfscale/models/vit/vit.h"
 
 #include <torch/torch.h>
 
