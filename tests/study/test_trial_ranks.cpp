@@ -1,0 +1,196 @@
+// test_trial_ranks.cpp - sweep trials as N data-parallel ranks (`nfscale sweep --trial-nproc 2`): the stored
+// held-out losses equal the one-process sweep's within the fp32 bound, every trial is done exactly once, and a
+// rank killed with SIGKILL mid-trial fails only that attempt: the trial is given back, resumed from its
+// checkpoint by the next claim, and recorded once. A batch that does not split over the ranks is refused up front.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "nfscale/store/results_store.h"
+#include "nfscale/study/study_spec.h"
+#include "nfscale/util/process.h"
+
+namespace nfscale::study {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kBinary = std::string(NFSCALE_BINARY_DIR) + "/bin/nfscale";
+
+// 1 model x 1 budget x 2 LRs on the digits data at 24 px. Global batch 32 in micro-batches of 16: one process
+// accumulates two, each of two ranks computes one, so both compute the same per-micro-batch gradients.
+nlohmann::json study_json(const fs::path& out) {
+  return {{"name", "tr"},
+          {"models", {"mini-F0"}},
+          {"epochs", {0.5}},
+          {"lrs", {0.4, 0.8}},
+          {"seeds", {0}},
+          {"out_dir", out.string()},
+          {"train",
+           {{"data", "digits"},
+            {"holdout", 200},
+            {"resolution", 24},
+            {"batch", 32},
+            {"micro_batch", 16},
+            {"eval_points", 2},
+            {"checkpoint_steps", 1},
+            {"precision", "fp32"}}}};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("nfscale_trial_ranks_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string write_study(const fs::path& dir, const nlohmann::json& j) {
+  const std::string path = (dir / "study.json").string();
+  std::ofstream(path) << j.dump(2);
+  return path;
+}
+
+std::vector<std::string> sweep_cmd(const std::string& file, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> c{kBinary, "--threads", "2", "sweep", "--study-file", file, "--preset", "smoke"};
+  c.insert(c.end(), extra.begin(), extra.end());
+  return c;
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& err) {
+  SpawnOptions o;
+  o.stderr_path = err;
+  return spawn_process(args, o);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Trials of study "tr" in <out>/results.sqlite, by LR.
+std::map<double, store::Trial> trials_by_lr(const fs::path& out) {
+  std::map<double, store::Trial> m;
+  for (auto& t : store::open_results_store((out / "results.sqlite").string(), store::OpenMode::MustExist)->trials("tr"))
+    m[t.spec.lr] = t;
+  return m;
+}
+
+// The direct children of `pid` (a worker's ranks), from /proc.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> out;
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+// The --run-dir argument of a `trial-rank` process, from /proc ("" if it has none or is gone).
+std::string run_dir_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--run-dir") return args[i + 1];
+  return "";
+}
+
+// Training-step lines rank 0 has logged so far in <dir>/metrics.jsonl.
+int train_lines(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) n += line.find("\"type\":\"train\"") != std::string::npos;
+  return n;
+}
+
+// fp32 bound for a 2-rank trial against one process (as tests/dist states for training): relative 1e-5.
+constexpr double kRelBound = 1e-5;
+
+TEST(TrialRanks, TwoRanksPerTrialRecordTheOneProcessLossesOnceAndACrashedRankIsRetried) {
+  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+  const fs::path dir = fresh_dir("eq");
+  const fs::path out1 = dir / "one", out2 = dir / "ranks";
+  const std::string file1 = write_study(dir, study_json(out1));
+  ASSERT_EQ(wait_process(spawn(sweep_cmd(file1), (dir / "one.err").string())), 0) << slurp(dir / "one.err");
+
+  // The same study as 2 ranks per trial; rank 1 of the first trial is killed with SIGKILL after a few steps.
+  const fs::path dir2 = dir / "r";
+  fs::create_directories(dir2);
+  const std::string file2 = write_study(dir2, study_json(out2));
+  const std::string err2 = (dir / "ranks.err").string();
+  const pid_t worker = spawn(sweep_cmd(file2, {"--trial-nproc", "2"}), err2);
+  bool killed = false;
+  fs::path killed_dir;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!killed && std::chrono::steady_clock::now() < deadline && process_exists(worker)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto ranks = children_of(worker);
+    if (ranks.size() != 2) continue;  // between trials, or still starting
+    const std::string run_dir = run_dir_of(ranks[1]);
+    if (run_dir.empty() || train_lines(run_dir) < 3) continue;
+    signal_process(ranks[1], SIGKILL);
+    killed = true;
+    killed_dir = run_dir;
+  }
+  ASSERT_TRUE(killed) << "never saw a trial's two ranks training: " << slurp(err2);
+  ASSERT_EQ(wait_process(worker), 0) << slurp(err2);
+  const std::string log = slurp(err2);
+  EXPECT_NE(log.find("was killed by signal 9"), std::string::npos) << log;
+  EXPECT_NE(log.find("given back for a retry"), std::string::npos) << log;
+
+  const auto one = trials_by_lr(out1), ranks = trials_by_lr(out2);
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(ranks.size(), 2u);
+  int retried = 0;
+  for (const auto& [lr, t] : ranks) {
+    ASSERT_EQ(t.status, store::TrialStatus::Done) << "lr " << lr << ": " << t.error;
+    ASSERT_TRUE(t.result.has_value());
+    // The rank path wrote its hand-over files (one process does not): this trial really ran as ranks.
+    EXPECT_TRUE(fs::exists(fs::path(t.run_dir) / "trial-outcome.json")) << t.run_dir;
+    const bool was_killed = fs::equivalent(t.run_dir, killed_dir);
+    EXPECT_EQ(t.attempts, was_killed ? 2 : 1) << "lr " << lr << " (killed: " << was_killed << ")";
+    retried += was_killed;
+    const store::Trial& ref = one.at(lr);
+    ASSERT_EQ(ref.status, store::TrialStatus::Done);
+    const double a = t.result->holdout_loss, b = ref.result->holdout_loss;
+    EXPECT_TRUE(std::isfinite(a));
+    EXPECT_LE(std::fabs(a - b), kRelBound * std::fabs(b)) << "lr " << lr << ": 2 ranks " << a << " vs 1 process " << b;
+    EXPECT_DOUBLE_EQ(t.result->flops, ref.result->flops);
+    const auto pr = store::open_results_store((out2 / "results.sqlite").string())->eval_points(t.id);
+    const auto p1 = store::open_results_store((out1 / "results.sqlite").string())->eval_points(ref.id);
+    ASSERT_EQ(pr.size(), p1.size()) << "lr " << lr;
+    for (size_t i = 0; i < pr.size(); ++i) {
+      EXPECT_EQ(pr[i].step, p1[i].step);
+      EXPECT_LE(std::fabs(pr[i].holdout_loss - p1[i].holdout_loss), kRelBound * std::fabs(p1[i].holdout_loss));
+    }
+    std::printf("[ info ] lr %g: held-out loss 1 process %.17g, 2 ranks %.17g (|diff| %.3g), attempts %d\n", lr, b,
+                a, std::fabs(a - b), t.attempts);
+  }
+  EXPECT_EQ(retried, 1);
+  fs::remove_all(dir);
+}
+
+TEST(TrialRanks, ABatchThatDoesNotSplitOverTheRanksIsRefusedBeforeAnyTrialIsClaimed) {
+  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+  const fs::path dir = fresh_dir("split");
+  const std::string file = write_study(dir, study_json(dir / "out"));
+  const std::string err = (dir / "err").string();
+  EXPECT_EQ(wait_process(spawn(sweep_cmd(file, {"--trial-nproc", "3"}), err)), 2);
+  const std::string log = slurp(err);
+  EXPECT_NE(log.find("--trial-nproc 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("batch 32"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir / "out" / "results.sqlite")) << "nothing should have been registered";
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nfscale::study
