@@ -43,6 +43,7 @@ nlohmann::json study_json(const fs::path& out) {
             {"micro_batch", 16},
             {"eval_points", 2},
             {"checkpoint_steps", 1},
+            {"log_every", 1},
             {"precision", "fp32"}}}};
 }
 
