@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "dist_test_util.h"
 #include "netns_util.h"
@@ -182,7 +183,7 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   std::string killed_worker;
   std::set<std::string> clients;
   while (killed_trial == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
     for (const auto& t : trials_now(pg.socket_uri())) {
       if (t.status != store::TrialStatus::Running || t.worker_id.rfind("nfs-hostB:", 0) != 0) continue;
       if (t.run_dir.empty() || steps_logged(t.run_dir) < 2) continue;

@@ -1,6 +1,8 @@
 // cmd_trial_rank.cpp - `nfscale trial-rank` (hidden): one data-parallel rank of a sweep trial, started N times by a
 // worker of `nfscale sweep --trial-nproc N` (study/trial_ranks.h); joins the ranks' group and trains the trial.
 #include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
 
 #include "nfscale/cli/command_registry.h"
 #include "nfscale/cli/dist_flags.h"

@@ -2,6 +2,7 @@
 // ranks' side, which meet in two files of the trial's run dir (the configuration in, rank 0's outcome out).
 #include "nfscale/study/trial_ranks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
