@@ -140,13 +140,13 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   NamespacePostgres pg(hosts, hosts.a, hosts.addr_a, "10.213.8");
   if (!pg.skip_reason.empty()) GTEST_SKIP() << pg.skip_reason;
 
-  // 1 model x 2 budgets x 2 LRs; a checkpoint and a log line every step, so a killed trial resumes mid-way.
+  // 1 model x 2 budgets x 3 LRs; a checkpoint and a log line every step, so a killed trial resumes mid-way.
   const std::string dir = fresh_dir("netns_sweep");
   const nlohmann::json study{
       {"name", "ns"},
       {"models", {"mini-F0"}},
       {"epochs", {0.25, 0.5}},
-      {"lrs", {0.4, 0.8}},
+      {"lrs", {0.2, 0.4, 0.8}},
       {"seeds", {0}},
       {"out_dir", dir + "/study"},  // the shared study folder (one file system, as NFS would be)
       {"train",
@@ -157,13 +157,11 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   const double stale_after = 6;
   auto worker = [&](const std::string& ns, const std::string& host) {
     std::vector<std::string> args = hosts.exec_in(ns);
-    for (const std::string a : {"/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\""})
-      args.push_back(a);
-    for (const std::string a : {host, binary_path(), std::string("--threads"), std::string("1"), std::string("sweep"),
-                                std::string("--study-file"), dir + "/study.json", std::string("--preset"),
-                                std::string("smoke"), std::string("--db"), db, std::string("--stale-after"),
-                                std::to_string(stale_after)})
-      args.push_back(a);
+    const std::vector<std::string> tail{"/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\"",
+                                        host, binary_path(), "--threads", "1", "sweep", "--study-file",
+                                        dir + "/study.json", "--preset", "smoke", "--db", db, "--stale-after",
+                                        std::to_string(stale_after)};
+    args.insert(args.end(), tail.begin(), tail.end());
     SpawnOptions so;
     so.stderr_path = dir + "/" + host + ".err";
     so.stdout_path = dir + "/" + host + ".out";
@@ -173,19 +171,28 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   const pid_t a = worker(hosts.a, "nfs-hostA");
   // Host B joins once A has registered the study (registering is idempotent, but not meant to race).
   const auto t0 = std::chrono::steady_clock::now();
-  while (trials_now(pg.socket_uri()).size() < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+  while (trials_now(pg.socket_uri()).size() < 6 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(trials_now(pg.socket_uri()).size(), 4u) << slurp(dir + "/nfs-hostA.err");
+  ASSERT_EQ(trials_now(pg.socket_uri()).size(), 6u) << slurp(dir + "/nfs-hostA.err");
   const pid_t b = worker(hosts.b, "nfs-hostB");
 
-  // Kill host B's worker once it is two steps into a trial.
+  // Kill host B's worker two steps into a trial: its second one if there is one left for it (so both hosts show
+  // finished work), else its first.
   int64_t killed_trial = 0;
   std::string killed_worker;
   std::set<std::string> clients;
+  auto by_b = [](const store::Trial& t) { return t.worker_id.rfind("nfs-hostB:", 0) == 0; };
   while (killed_trial == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    for (const auto& t : trials_now(pg.socket_uri())) {
-      if (t.status != store::TrialStatus::Running || t.worker_id.rfind("nfs-hostB:", 0) != 0) continue;
+    const auto trials = trials_now(pg.socket_uri());
+    bool b_finished_one = false, none_pending = true;
+    for (const auto& t : trials) {
+      b_finished_one |= t.status == store::TrialStatus::Done && by_b(t);
+      none_pending &= t.status != store::TrialStatus::Pending;
+    }
+    if (!b_finished_one && !none_pending) continue;
+    for (const auto& t : trials) {
+      if (t.status != store::TrialStatus::Running || !by_b(t)) continue;
       if (t.run_dir.empty() || steps_logged(t.run_dir) < 2) continue;
       for (const auto& row : pg_query(pg.socket_uri(), "SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
                                                        "WHERE client_addr IS NOT NULL"))
@@ -212,7 +219,7 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
               hosts.addr_a.c_str(), seen.c_str());
 
   const auto trials = trials_now(pg.socket_uri());
-  ASSERT_EQ(trials.size(), 4u);
+  ASSERT_EQ(trials.size(), 6u);
   std::set<std::tuple<double, double>> keys;
   for (const auto& t : trials) {
     keys.insert({t.spec.epochs, t.spec.lr});
@@ -220,14 +227,16 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
     EXPECT_TRUE(t.result.has_value()) << "trial " << t.id;
     const bool retried = t.id == killed_trial;
     EXPECT_EQ(t.attempts, retried ? 2 : 1) << "trial " << t.id;
-    if (retried) EXPECT_EQ(t.worker_id.rfind("nfs-hostA:", 0), 0u) << "the killed trial was finished by " << t.worker_id;
+    if (retried) {
+      EXPECT_EQ(t.worker_id.rfind("nfs-hostA:", 0), 0u) << "the killed trial was finished by " << t.worker_id;
+    }
     std::printf("[ info ] trial %lld (epochs %g, lr %g): done by %s, attempts %d%s, held-out loss %.6g\n",
                 (long long)t.id, t.spec.epochs, t.spec.lr, t.worker_id.c_str(), t.attempts,
                 retried ? (" (first claim: " + killed_worker + ", killed; retried after its claim went stale)").c_str()
                         : "",
                 t.result ? t.result->holdout_loss : 0.0);
   }
-  EXPECT_EQ(keys.size(), 4u) << "a trial was duplicated";
+  EXPECT_EQ(keys.size(), 6u) << "a trial was duplicated";
   fs::remove_all(dir);
 }
 
