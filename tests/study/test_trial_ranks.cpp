@@ -95,13 +95,13 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-// The --run-dir argument of a `trial-rank` process, from /proc ("" if it has none or is gone).
-std::string run_dir_of(pid_t pid) {
+// The value of `flag` on the command line of process `pid`, from /proc ("" if it has none or is gone).
+std::string arg_of(pid_t pid, const std::string& flag) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
   std::vector<std::string> args;
   for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
   for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--run-dir") return args[i + 1];
+    if (args[i] == flag) return args[i + 1];
   return "";
 }
 
@@ -137,8 +137,11 @@ TEST(TrialRanks, TwoRanksPerTrialRecordTheOneProcessLossesOnceAndACrashedRankIsR
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const auto ranks = children_of(worker);
     if (ranks.size() != 2) continue;  // between trials, or still starting
-    const std::string run_dir = run_dir_of(ranks[1]);
+    const std::string run_dir = arg_of(ranks[1], "--run-dir");
     if (run_dir.empty() || train_lines(run_dir) < 3) continue;
+    // The worker's 2 threads are split between its 2 ranks.
+    EXPECT_EQ(arg_of(ranks[0], "--threads"), "1");
+    EXPECT_EQ(arg_of(ranks[1], "--threads"), "1");
     signal_process(ranks[1], SIGKILL);
     killed = true;
     killed_dir = run_dir;
