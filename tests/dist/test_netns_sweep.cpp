@@ -3,8 +3,9 @@
 // each namespace (each in its own UTS namespace with its own host name, so worker ids name two hosts) against that
 // one server with --db postgresql://..., and host B's worker killed with SIGKILL mid-trial. Every trial ends done
 // exactly once: B's trial goes stale (--stale-after) and host A's worker retries it from B's checkpoint in the
-// shared study folder. The test watches the server through its Unix socket (outside the namespaces) and prints
-// which worker did which trial. Skips (saying why) where namespaces or PostgreSQL's server binaries are missing.
+// shared study folder, ending with the held-out loss of an uninterrupted run of that trial. The test watches the
+// server through its Unix socket (outside the namespaces) and prints which worker did which trial. Skips (saying
+// why) where namespaces or PostgreSQL's server programs are missing.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -237,6 +238,22 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
                 t.result ? t.result->holdout_loss : 0.0);
   }
   EXPECT_EQ(keys.size(), 6u) << "a trial was duplicated";
+
+  // The retried trial ends where an uninterrupted run of it does: its stored configuration trained once more in one
+  // process (same thread count) gives the same held-out loss, bit for bit.
+  for (const auto& t : trials) {
+    if (t.id != killed_trial || !t.result) continue;
+    const std::string ref = dir + "/uninterrupted";
+    const CliResult r = run_cli({"--threads", "1", "train", "--config", t.run_dir + "/config.json", "--run-dir", ref,
+                                 "--quiet"},
+                                dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto res = nlohmann::json::parse(slurp(ref + "/result.json"));
+    const double uninterrupted = res.at("final_eval").at("holdout").at("loss").get<double>();
+    EXPECT_EQ(t.result->holdout_loss, uninterrupted) << "the trial resumed on host A from host B's checkpoint";
+    std::printf("[ info ] trial %lld resumed across hosts: held-out loss %.17g, uninterrupted run %.17g\n",
+                (long long)t.id, t.result->holdout_loss, uninterrupted);
+  }
   fs::remove_all(dir);
 }
 
