@@ -7,7 +7,6 @@
 // server through its Unix socket (outside the namespaces) and prints which worker did which trial. Skips (saying
 // why) where namespaces or PostgreSQL's server programs are missing.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include <thread>
 #include <tuple>
 
+#include "../store/store_test_util.h"
 #include "dist_test_util.h"
 #include "netns_util.h"
 #include "nfscale/store/results_store.h"
@@ -98,23 +98,6 @@ struct NamespacePostgres {
   // The superuser's URI over the Unix socket (for the test, outside the namespaces).
   std::string socket_uri() const { return "postgresql://postgres@/postgres?host=" + dir; }
 };
-
-// Rows of one query (text), or empty on error.
-std::vector<std::vector<std::string>> pg_query(const std::string& uri, const std::string& sql) {
-  std::vector<std::vector<std::string>> rows;
-  PGconn* c = PQconnectdb(uri.c_str());
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-      for (int i = 0; i < PQntuples(r); ++i) {
-        rows.emplace_back();
-        for (int j = 0; j < PQnfields(r); ++j) rows.back().push_back(PQgetvalue(r, i, j));
-      }
-    PQclear(r);
-  }
-  PQfinish(c);
-  return rows;
-}
 
 // Training-step lines logged so far in <dir>/metrics.jsonl (counted, not parsed: the last line may be half written).
 int steps_logged(const std::string& dir) {
@@ -195,8 +178,8 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
     for (const auto& t : trials) {
       if (t.status != store::TrialStatus::Running || !by_b(t)) continue;
       if (t.run_dir.empty() || steps_logged(t.run_dir) < 2) continue;
-      for (const auto& row : pg_query(pg.socket_uri(), "SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
-                                                       "WHERE client_addr IS NOT NULL"))
+      const std::string sql = "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE client_addr IS NOT NULL";
+      for (const auto& row : store::test_util::pg_query(pg.socket_uri(), sql))
         clients.insert(row[0]);
       signal_process(b, SIGKILL);
       killed_trial = t.id;
