@@ -167,7 +167,7 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   std::set<std::string> clients;
   auto by_b = [](const store::Trial& t) { return t.worker_id.rfind("nfs-hostB:", 0) == 0; };
   while (killed_trial == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const auto trials = trials_now(pg.socket_uri());
     bool b_finished_one = false, none_pending = true;
     for (const auto& t : trials) {
