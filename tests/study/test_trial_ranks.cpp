@@ -1,7 +1,8 @@
 // test_trial_ranks.cpp - sweep trials as N data-parallel ranks (`nfscale sweep --trial-nproc 2`): the stored
 // held-out losses equal the one-process sweep's within the fp32 bound, every trial is done exactly once, and a
 // rank killed with SIGKILL mid-trial fails only that attempt: the trial is given back, resumed from its
-// checkpoint by the next claim, and recorded once. A batch that does not split over the ranks is refused up front.
+// checkpoint by the next claim, and recorded once. A claim lost to another worker stops the ranks at a step
+// boundary with a checkpoint. A batch that does not split over the ranks is refused up front.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -181,6 +182,52 @@ TEST(TrialRanks, TwoRanksPerTrialRecordTheOneProcessLossesOnceAndACrashedRankIsR
                 a, std::fabs(a - b), t.attempts);
   }
   EXPECT_EQ(retried, 1);
+  fs::remove_all(dir);
+}
+
+TEST(TrialRanks, ALostClaimStopsTheRanksWithACheckpointAndRecordsNothing) {
+  ASSERT_TRUE(fs::exists(kBinary)) << "build the nfscale binary first: " << kBinary;
+  const fs::path dir = fresh_dir("lost");
+  nlohmann::json j = study_json(dir / "out");
+  j["lrs"] = {0.4};
+  j["epochs"] = {3.0};  // ~150 steps: far longer than it takes to notice the lost claim
+  const std::string file = write_study(dir, j);
+  const std::string err = (dir / "err").string();
+  const pid_t worker = spawn(sweep_cmd(file, {"--trial-nproc", "2", "--stale-after", "6"}), err);
+  const std::string db_path = (dir / "out" / "results.sqlite").string();
+  // Once the trial's ranks are 3 steps in, another worker takes the claim over (as if this one's heartbeat were
+  // ten minutes old); the worker's next heartbeat (every second) finds the claim lost.
+  bool stolen = false;
+  fs::path run_dir;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!stolen && std::chrono::steady_clock::now() < deadline && process_exists(worker)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto ranks = children_of(worker);
+    if (ranks.size() != 2) continue;
+    run_dir = arg_of(ranks[0], "--run-dir");
+    if (run_dir.empty() || train_lines(run_dir) < 3) continue;
+    auto db = store::open_results_store(db_path, store::OpenMode::MustExist);
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    db->set_clock([now] { return now + 600; });
+    stolen = db->claim_next("tr", "thief:1", 90).has_value();
+  }
+  ASSERT_TRUE(stolen) << slurp(err);
+  const auto t_stolen = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait_process(worker), 0) << slurp(err);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_stolen).count();
+  const std::string log = slurp(err);
+  EXPECT_NE(log.find("claim lost to another worker"), std::string::npos) << log;
+  EXPECT_LT(seconds, 30.0) << "the ranks should stop within a heartbeat and a step";
+  const auto trials = store::open_results_store(db_path)->trials("tr");
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].status, store::TrialStatus::Running);
+  EXPECT_EQ(trials[0].worker_id, "thief:1");
+  EXPECT_FALSE(fs::exists(run_dir / "result.json")) << "the ranks trained on to the end";
+  EXPECT_TRUE(fs::exists(run_dir / "checkpoint.pt"));
+  const auto outcome = nlohmann::json::parse(slurp(run_dir / "trial-outcome.json"));
+  EXPECT_EQ(outcome.at("status"), "interrupted");
+  std::printf("[ info ] claim lost after %d steps; worker and ranks stopped %.2f s later\n", train_lines(run_dir),
+              seconds);
   fs::remove_all(dir);
 }
 
