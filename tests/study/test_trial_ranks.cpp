@@ -115,6 +115,25 @@ int train_lines(const fs::path& dir) {
   return n;
 }
 
+// A trial of a worker running as 2 ranks: their pids and the trial's run dir.
+struct RankedTrial {
+  std::vector<pid_t> ranks;  // empty when the worker ended (or 120 s passed) first
+  fs::path run_dir;
+};
+
+// Waits until `worker` trains a trial as 2 ranks that have logged at least `steps` training steps.
+RankedTrial wait_for_ranks(pid_t worker, int steps) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && process_exists(worker)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto ranks = children_of(worker);
+    if (ranks.size() != 2) continue;  // between trials, or still starting
+    const std::string run_dir = arg_of(ranks[1], "--run-dir");
+    if (!run_dir.empty() && train_lines(run_dir) >= steps) return {ranks, run_dir};
+  }
+  return {};
+}
+
 // fp32 bound for a 2-rank trial against one process (as tests/dist states for training): relative 1e-5.
 constexpr double kRelBound = 1e-5;
 
@@ -131,23 +150,13 @@ TEST(TrialRanks, TwoRanksPerTrialRecordTheOneProcessLossesOnceAndACrashedRankIsR
   const std::string file2 = write_study(dir2, study_json(out2));
   const std::string err2 = (dir / "ranks.err").string();
   const pid_t worker = spawn(sweep_cmd(file2, {"--trial-nproc", "2"}), err2);
-  bool killed = false;
-  fs::path killed_dir;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!killed && std::chrono::steady_clock::now() < deadline && process_exists(worker)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const auto ranks = children_of(worker);
-    if (ranks.size() != 2) continue;  // between trials, or still starting
-    const std::string run_dir = arg_of(ranks[1], "--run-dir");
-    if (run_dir.empty() || train_lines(run_dir) < 3) continue;
-    // The worker's 2 threads are split between its 2 ranks.
-    EXPECT_EQ(arg_of(ranks[0], "--threads"), "1");
-    EXPECT_EQ(arg_of(ranks[1], "--threads"), "1");
-    signal_process(ranks[1], SIGKILL);
-    killed = true;
-    killed_dir = run_dir;
-  }
-  ASSERT_TRUE(killed) << "never saw a trial's two ranks training: " << slurp(err2);
+  const RankedTrial running = wait_for_ranks(worker, 3);
+  ASSERT_EQ(running.ranks.size(), 2u) << "never saw a trial's two ranks training: " << slurp(err2);
+  // The worker's 2 threads are split between its 2 ranks.
+  EXPECT_EQ(arg_of(running.ranks[0], "--threads"), "1");
+  EXPECT_EQ(arg_of(running.ranks[1], "--threads"), "1");
+  signal_process(running.ranks[1], SIGKILL);
+  const fs::path killed_dir = running.run_dir;
   ASSERT_EQ(wait_process(worker), 0) << slurp(err2);
   const std::string log = slurp(err2);
   EXPECT_NE(log.find("was killed by signal 9"), std::string::npos) << log;
@@ -197,15 +206,11 @@ TEST(TrialRanks, ALostClaimStopsTheRanksWithACheckpointAndRecordsNothing) {
   const std::string db_path = (dir / "out" / "results.sqlite").string();
   // Once the trial's ranks are 3 steps in, another worker takes the claim over (as if this one's heartbeat were
   // ten minutes old); the worker's next heartbeat (every second) finds the claim lost.
+  const RankedTrial running = wait_for_ranks(worker, 3);
+  ASSERT_EQ(running.ranks.size(), 2u) << "never saw the trial's two ranks training: " << slurp(err);
+  const fs::path run_dir = running.run_dir;
   bool stolen = false;
-  fs::path run_dir;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!stolen && std::chrono::steady_clock::now() < deadline && process_exists(worker)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const auto ranks = children_of(worker);
-    if (ranks.size() != 2) continue;
-    run_dir = arg_of(ranks[0], "--run-dir");
-    if (run_dir.empty() || train_lines(run_dir) < 3) continue;
+  {
     auto db = store::open_results_store(db_path, store::OpenMode::MustExist);
     const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     db->set_clock([now] { return now + 600; });
