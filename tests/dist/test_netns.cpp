@@ -9,29 +9,12 @@
 #include <cstdlib>
 
 #include "dist_test_util.h"
+#include "netns_util.h"
 #include "nfscale/util/process.h"
 
 namespace nfscale::dist {
 namespace {
 using namespace testing;
-
-std::string ip_binary() {
-  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-    if (std::filesystem::exists(p)) return p;
-  return "";
-}
-
-// Runs a shell command quietly; true on exit status 0.
-bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-// Owns the two namespaces; deleting a namespace destroys its end of the veth pair (and so the pair).
-struct Namespaces {
-  std::string ip, a, b;
-  ~Namespaces() {
-    sh(ip + " netns del " + a);
-    sh(ip + " netns del " + b);
-  }
-};
 
 // Bytes received on `dev` inside namespace `ns` (ip -j -s link), or -1.
 int64_t rx_bytes(const std::string& ip, const std::string& ns, const std::string& dev) {
@@ -46,36 +29,20 @@ int64_t rx_bytes(const std::string& ip, const std::string& ns, const std::string
 
 TEST(DistNetns, TwoRanksInTwoNetworkNamespacesOverAVethPair) {
   NFSCALE_REQUIRE_BINARY();
-  const std::string ip = ip_binary();
-  if (ip.empty()) GTEST_SKIP() << "iproute2's `ip` is not installed (scripts/setup.sh installs it)";
-  const std::string tag = std::to_string(::getpid() % 100000);
-  Namespaces ns{ip, "nfsA" + tag, "nfsB" + tag};
-  if (!sh(ip + " netns add " + ns.a) || !sh(ip + " netns add " + ns.b))
-    GTEST_SKIP() << "the kernel (or this container) refused `ip netns add` (needs root and CAP_SYS_ADMIN): the "
-                    "two-namespace test cannot run here";
-  const std::string va = "nfva" + tag, vb = "nfvb" + tag;  // interface names: at most 15 characters
-  const std::vector<std::string> setup{
-      ip + " link add " + va + " type veth peer name " + vb,
-      ip + " link set " + va + " netns " + ns.a,
-      ip + " link set " + vb + " netns " + ns.b,
-      ip + " -n " + ns.a + " addr add 10.213.7.1/24 dev " + va,
-      ip + " -n " + ns.b + " addr add 10.213.7.2/24 dev " + vb,
-      ip + " -n " + ns.a + " link set " + va + " up",
-      ip + " -n " + ns.b + " link set " + vb + " up",
-      ip + " -n " + ns.a + " link set lo up",
-      ip + " -n " + ns.b + " link set lo up"};
-  for (const auto& cmd : setup)
-    if (!sh(cmd)) GTEST_SKIP() << "the kernel refused a veth pair between namespaces (`" << cmd << "` failed)";
+  TwoHosts hosts("nfs", "10.213.7");
+  if (!hosts.skip_reason.empty()) GTEST_SKIP() << hosts.skip_reason;
+  const std::string& ip = hosts.ip;
+  const std::string &va = hosts.va, &vb = hosts.vb;
 
   const std::string ref = fresh_dir("netns_ref"), dir = fresh_dir("netns_run");
   ASSERT_EQ(run_cli(train_args(ref, 2), ref).code, 0);
-  const int64_t rx_before = rx_bytes(ip, ns.b, vb);
+  const int64_t rx_before = rx_bytes(ip, hosts.b, vb);
   ASSERT_GE(rx_before, 0) << "cannot read the veth statistics with `ip -j -s link`";
 
   auto rank = [&](int r, const std::string& space, const std::string& dev) {
     std::vector<std::string> args{ip, "netns", "exec", space, "/usr/bin/env",
                                   "RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1",
-                                  "MASTER_ADDR=10.213.7.1", "MASTER_PORT=29517", "GLOO_SOCKET_IFNAME=" + dev,
+                                  "MASTER_ADDR=" + hosts.addr_a, "MASTER_PORT=29517", "GLOO_SOCKET_IFNAME=" + dev,
                                   binary_path()};
     for (const auto& a : train_args(dir, 1)) args.push_back(a);
     SpawnOptions so;
@@ -83,7 +50,7 @@ TEST(DistNetns, TwoRanksInTwoNetworkNamespacesOverAVethPair) {
     so.stderr_path = dir + "/rank" + std::to_string(r) + ".err";
     return spawn_process(args, so);
   };
-  const pid_t p0 = rank(0, ns.a, va), p1 = rank(1, ns.b, vb);
+  const pid_t p0 = rank(0, hosts.a, va), p1 = rank(1, hosts.b, vb);
   const int c0 = wait_process(p0), c1 = wait_process(p1);
   EXPECT_EQ(c0, 0) << slurp(dir + "/rank0.err");
   EXPECT_EQ(c1, 0) << slurp(dir + "/rank1.err");
@@ -91,7 +58,7 @@ TEST(DistNetns, TwoRanksInTwoNetworkNamespacesOverAVethPair) {
   auto wr = weights_of(ref), wn = weights_of(dir);
   std::string first;
   EXPECT_EQ(count_different(*wr, *wn, &first), 0) << "first differing tensor " << first;
-  const int64_t rx_after = rx_bytes(ip, ns.b, vb);
+  const int64_t rx_after = rx_bytes(ip, hosts.b, vb);
   // 24 steps x one fp32 all-reduce of ~350k gradients: megabytes, all of it through the veth pair.
   EXPECT_GT(rx_after - rx_before, 1000000) << "rank 1's veth received too little: did Gloo use another interface?";
   std::printf("[ info ] rank 1's veth %s received %.1f MB during the run\n", vb.c_str(), (rx_after - rx_before) / 1e6);

@@ -55,12 +55,12 @@ inline std::string pg_uri_with(const std::string& uri, const std::string& db, co
   return uri.substr(0, auth) + authority + "/" + db + uri.substr(query);
 }
 
-// Runs SQL as the cluster's superuser in database `db`; returns the rows as text. Fails the test on error.
-inline std::vector<std::vector<std::string>> pg_admin(const std::string& sql, const std::string& db = "postgres") {
+// Runs SQL at the PostgreSQL URI `uri`; returns the rows as text. Fails the test on error.
+inline std::vector<std::vector<std::string>> pg_query(const std::string& uri, const std::string& sql) {
   std::vector<std::vector<std::string>> rows;
-  PGconn* c = PQconnectdb(pg_uri_with(test_pg_admin_uri(), db).c_str());
+  PGconn* c = PQconnectdb(uri.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
-    ADD_FAILURE() << "admin connection: " << PQerrorMessage(c);
+    ADD_FAILURE() << "connection: " << PQerrorMessage(c);
     PQfinish(c);
     return rows;
   }
@@ -75,6 +75,11 @@ inline std::vector<std::vector<std::string>> pg_admin(const std::string& sql, co
   PQclear(r);
   PQfinish(c);
   return rows;
+}
+
+// Runs SQL as the cluster's superuser in database `db`; returns the rows as text. Fails the test on error.
+inline std::vector<std::vector<std::string>> pg_admin(const std::string& sql, const std::string& db = "postgres") {
+  return pg_query(pg_uri_with(test_pg_admin_uri(), db), sql);
 }
 
 // A fresh, empty store location for one test, removed afterwards: a file in a temporary folder, or a new

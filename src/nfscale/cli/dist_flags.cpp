@@ -52,7 +52,7 @@ bool run_ranks(const DistArgs& a, const std::function<void(const train::TrainHoo
     dist::LocalLaunch l;
     l.nproc = a.nproc;
     l.args = dist::own_command_line();
-    const int code = dist::launch_local(l);
+    const int code = dist::launch_local(l).exit_code;
     if (code != 0) throw CLI::RuntimeError(code);
     return false;  // rank 0 printed the result
   }

@@ -31,6 +31,12 @@ void add_study_flags(CLI::App& app, StudyArgs& a) {
   app.add_option("--workers", a.sweep.workers,
                  "Worker processes sharing the results database (threads are split between them)")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--trial-nproc", a.sweep.trial_nproc,
+                 "Data-parallel ranks per trial: each worker trains its trial as N processes of this binary on this\n"
+                 "host (Gloo over loopback). The study's batch stays the global batch; a worker's threads are split\n"
+                 "between its ranks; only rank 0's result is recorded, once; a crashed rank gives the trial back for a\n"
+                 "retry from its checkpoint. See docs/distributed.md")
+      ->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--stale-after", a.sweep.stale_after_s,
                  "Seconds without a heartbeat after which a running trial is reclaimed (its worker died)")
       ->capture_default_str();

@@ -57,7 +57,7 @@ int free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
-int launch_local(const LocalLaunch& launch) {
+LaunchResult launch_local(const LocalLaunch& launch) {
   require(launch.nproc >= 1, "--nproc: need at least 1 rank");
   const int port = free_tcp_port();
   std::vector<std::string> args = launch.args;
@@ -83,17 +83,25 @@ int launch_local(const LocalLaunch& launch) {
               {"MASTER_PORT", std::to_string(port)},
               {"TORCHELASTIC_RESTART_COUNT", "0"},
               {kLauncherEnv, std::to_string(r)}};
+    so.env.insert(so.env.end(), launch.env.begin(), launch.env.end());
     pids.push_back(spawn_process(args, so));
   }
 
   std::vector<bool> alive(pids.size(), true);
   size_t n_alive = pids.size();
-  int first_failure = 0;
+  LaunchResult result;
   auto deadline = std::chrono::steady_clock::time_point::max(), term_at = deadline;
+  bool stop_sent = false;
   while (n_alive > 0) {
-    if (const int sig = g_forward.exchange(0); sig != 0)
+    if (!stop_sent && launch.should_stop && launch.should_stop()) {
+      stop_sent = true;
+      g_forward.store(SIGTERM);
+    }
+    if (const int sig = g_forward.exchange(0); sig != 0) {
+      if (result.stop_signal == 0) result.stop_signal = sig;
       for (size_t i = 0; i < pids.size(); ++i)
         if (alive[i]) signal_process(pids[i], sig);
+    }
     for (size_t i = 0; i < pids.size(); ++i) {
       if (!alive[i]) continue;
       int status = 0;
@@ -101,8 +109,8 @@ int launch_local(const LocalLaunch& launch) {
       alive[i] = false;
       --n_alive;
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      if (code != 0 && first_failure == 0) {
-        first_failure = code;
+      if (code != 0 && result.exit_code == 0) {
+        result.exit_code = code;
         if (WIFSIGNALED(status))
           std::fprintf(stderr, "[launch] rank %zu was killed by signal %d; ending the other ranks\n", i,
                        WTERMSIG(status));
@@ -130,7 +138,7 @@ int launch_local(const LocalLaunch& launch) {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   sigaction(SIGHUP, &old_hup, nullptr);
-  return first_failure;
+  return result;
 }
 
 }  // namespace nfscale::dist

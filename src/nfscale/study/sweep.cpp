@@ -27,6 +27,7 @@
 #include "nfscale/util/process.h"
 #include "nfscale/util/progress.h"
 #include "nfscale/study/study_progress.h"
+#include "nfscale/study/trial_ranks.h"
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
@@ -128,6 +129,36 @@ void release_dead_local_claims(store::ResultsStore& db, const std::string& study
   }
 }
 
+// Trains a claimed trial in this process; evaluations are recorded as they happen.
+TrialAttempt train_in_process(const train::TrainConfig& cfg, store::ResultsStore& db, int64_t id,
+                              const store::TrialLease& lease) {
+  train::TrainHooks hooks;
+  hooks.on_eval = [&](const train::EvalPoint& p) { db.add_eval_point(id, to_store_point(p)); };
+  hooks.should_stop = [&] { return lease.lost(); };
+  TrialAttempt a;
+  try {
+    const train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
+    a.status = r.interrupted ? TrialAttempt::Status::Interrupted : TrialAttempt::Status::Completed;
+    if (!r.interrupted) a.result = to_trial_result(r, cfg.run_dir);
+  } catch (const train::DivergedError& e) {
+    a.status = TrialAttempt::Status::Diverged;
+    a.error = e.what();
+  }
+  return a;
+}
+
+// Trains a claimed trial as options.trial_nproc ranks; their evaluations are recorded when they have exited.
+TrialAttempt train_as_ranks(const train::TrainConfig& cfg, const SweepOptions& options, store::ResultsStore& db,
+                            int64_t id, const store::TrialLease& lease) {
+  TrialRanksOptions ro;
+  ro.nproc = options.trial_nproc;
+  ro.threads_per_rank = std::max(1, at::get_num_threads() / options.trial_nproc);
+  ro.should_stop = [&] { return lease.lost(); };
+  TrialAttempt a = run_trial_as_ranks(cfg, ro);
+  for (const auto& e : a.evals) db.add_eval_point(id, e);
+  return a;
+}
+
 }  // namespace
 
 store::TrialSpec make_trial(const StudySpec& spec, const std::string& model, double epochs, double lr,
@@ -195,6 +226,8 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
   store::ResultsStore& db = *opened;
   SweepSummary summary;
   auto t0 = std::chrono::steady_clock::now();
+  std::map<int64_t, int> rank_failures;  // trial id -> attempts whose ranks failed on this worker
+  if (options.trial_nproc > 1) check_trial_split(spec.base, options.trial_nproc);  // before claiming anything
   release_dead_local_claims(db, spec.name);
   while (true) {
     std::optional<store::Trial> claimed = db.claim_next(spec.name, worker, options.stale_after_s);
@@ -213,53 +246,43 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
     // The claim is kept alive by a background heartbeat (its own connection), so long set-up or evaluation
     // phases cannot make it look stale.
     store::TrialLease lease(spec.db_path(), t.id, worker, std::max(1.0, options.stale_after_s / 6));
-    train::TrainHooks hooks;
-    hooks.on_eval = [&](const train::EvalPoint& p) {
-      store::EvalPoint e;
-      e.step = p.step;
-      e.epoch = p.epoch;
-      e.examples_seen = p.examples_seen;
-      e.flops = p.flops;
-      e.holdout_loss = p.has_holdout ? p.holdout.loss : p.test.loss;
-      e.top1_error = p.has_holdout ? p.holdout.top1_err : p.test.top1_err;
-      db.add_eval_point(t.id, e);
-    };
-    hooks.should_stop = [&] { return lease.lost(); };
-    try {
-      train::TrainResult r = train::run_training(cfg, /*resume=*/true, hooks);
-      if (r.interrupted) {
-        const bool lost_claim = lease.lost();
-        if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
-        summary.interrupted = !lost_claim;
-        std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
-                       worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
-        break;
-      }
-      store::TrialResult res;
-      res.flops = r.train_flops;
-      res.seconds = r.seconds;
-      res.params = r.params;
-      res.macs_per_image = double(r.macs_per_image);
-      const auto& fe = r.final_eval;
-      res.holdout_loss = fe.has_holdout ? fe.holdout.loss : fe.test.loss;
-      res.holdout_top1_error = fe.has_holdout ? fe.holdout.top1_err : fe.test.top1_err;
-      nlohmann::json tm = nlohmann::json::object();
-      if (fe.has_test) tm["test"] = train::to_json(fe.test);
-      if (fe.has_holdout) tm["holdout"] = train::to_json(fe.holdout);
-      tm["train_examples"] = r.train_examples;
-      tm["steps"] = r.steps;
-      res.test_metrics_json = tm.dump();
-      res.checkpoint_path = r.checkpoint_path;
-      res.run_dir = cfg.run_dir;
+    const TrialAttempt a = options.trial_nproc > 1 ? train_as_ranks(cfg, options, db, t.id, lease)
+                                                   : train_in_process(cfg, db, t.id, lease);
+    if (a.status == TrialAttempt::Status::Interrupted) {
+      const bool lost_claim = lease.lost();
+      if (!lost_claim) db.release(t.id, worker);  // resumes from its checkpoint on the next claim
+      summary.interrupted = !lost_claim;
+      std::fprintf(stderr, "[sweep] %s: trial %lld interrupted%s; re-run the same command to resume it\n",
+                   worker.c_str(), (long long)t.id, lost_claim ? " (claim lost to another worker)" : "");
+      break;
+    }
+    if (a.status == TrialAttempt::Status::RanksFailed) {
+      // Nothing is recorded: the trial goes back to pending and the next claim (this worker's or another's)
+      // resumes it from its last checkpoint. A cause that repeats (the same trial twice here) ends this worker.
+      std::fprintf(stderr, "[sweep] %s: trial %lld: %s; given back for a retry from its last checkpoint\n",
+                   worker.c_str(), (long long)t.id, a.error.c_str());
       try {
-        db.finish(t.id, worker, res);
+        db.release(t.id, worker);
+      } catch (const UserError&) {
+        // The claim was taken over meanwhile: its new owner trains it.
+      }
+      if (++rank_failures[t.id] >= 2)
+        throw UserError("--trial-nproc " + std::to_string(options.trial_nproc) + ": the ranks of trial " +
+                        std::to_string(t.id) + " (" + cfg.run_dir + ") failed twice on worker " + worker +
+                        " (last: " + a.error + "); the trial is pending again for another worker or a re-run. "
+                        "Fix the cause the ranks printed above, or sweep with --trial-nproc 1");
+      continue;
+    }
+    if (a.status == TrialAttempt::Status::Completed) {
+      try {
+        db.finish(t.id, worker, a.result);
       } catch (const UserError& e) {  // the claim was taken over meanwhile: the new owner records the result
         std::fprintf(stderr, "[sweep] %s: %s\n", worker.c_str(), e.what());
         continue;
       }
       summary.trials_run++;
-    } catch (const train::DivergedError& e) {
-      db.fail(t.id, worker, e.what());
+    } else {  // diverged
+      db.fail(t.id, worker, a.error);
       summary.trials_failed++;
     }
     // Only the searched seeds expand; repeats of frontier trials under further seeds keep their LR.
@@ -278,6 +301,7 @@ SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options) {
 }
 
 SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
+  if (options.trial_nproc > 1) check_trial_split(spec.base, options.trial_nproc);
   {
     make_dirs(spec.out_dir);
     auto db = store::open_results_store(spec.db_path());
@@ -286,14 +310,16 @@ SweepSummary run_sweep(const StudySpec& spec, const SweepOptions& options) {
   }
   std::vector<pid_t> children;
   const std::string study_file = (fs::path(spec.out_dir) / "study.json").string();
-  // The process's intra-op threads (--threads, default all cores) are split between the workers, at least one each.
+  // The process's intra-op threads (--threads, default all cores) are split between the workers, at least one each
+  // (and a worker's between its trial's ranks, see train_as_ranks).
   const int threads_each = std::max(1, at::get_num_threads() / std::max(1, options.workers));
   SpawnOptions child;
   if (!spec.db.empty()) child.env.push_back({"NFSCALE_DB", spec.db});  // not argv: it may hold a password
   for (int w = 1; w < options.workers; ++w) {
     children.push_back(spawn_process({"/proc/self/exe", "--threads", std::to_string(threads_each), "sweep",
                                       "--study-file", study_file, "--worker-only", "--stale-after",
-                                      std::to_string(options.stale_after_s)},
+                                      std::to_string(options.stale_after_s), "--trial-nproc",
+                                      std::to_string(options.trial_nproc)},
                                      child));
   }
   SweepSummary summary;

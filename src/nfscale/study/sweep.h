@@ -16,6 +16,7 @@ namespace nfscale::study {
 
 struct SweepOptions {
   int workers = 1;              // worker processes (this one included)
+  int trial_nproc = 1;          // data-parallel ranks per trial (trial_ranks.h); 1 = the worker trains in-process
   double stale_after_s = 90.0;  // a running trial whose heartbeat is older than this is reclaimed
   bool retry_failed = false;    // put failed trials back to pending first
   std::string worker_id;        // "" = <hostname>:<pid>
@@ -40,6 +41,10 @@ store::TrialSpec make_trial(const StudySpec& spec, const std::string& model, dou
 void register_study(store::ResultsStore& db, const StudySpec& spec);
 
 // One worker: claim -> train (resume) -> record, until nothing is left. Adaptive LR expansion happens here.
+// With trial_nproc N > 1 each trial trains as N ranks of this binary (same global batch, intra-op threads split
+// between them); the worker alone records rank 0's result. A crashed rank ends the attempt and the trial is given
+// back (pending, resumed from its checkpoint by the next claim); the same trial failing so twice in a row on this
+// worker throws UserError.
 SweepSummary run_worker(const StudySpec& spec, const SweepOptions& options);
 
 // Registers the study, starts options.workers-1 extra worker processes (this binary, `sweep --worker`), runs a

@@ -318,13 +318,20 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     const int64_t rank_batch = cfg.batch / world;
     double loss_value =
         accumulate_gradients(model, micro_batches, rank_batch, bf16, cfg.channels_last, optimizer, &seeds);
-    all_reduce_gradients(comm, optimizer);
+    // Wall time in the gradient all-reduce (logged for ranks: it includes waiting for the slowest rank).
+    double allreduce_seconds = 0.0;
+    auto timed_all_reduce = [&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      all_reduce_gradients(comm, optimizer);
+      allreduce_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    timed_all_reduce();
     if (s.sam) {
       // SAM: perturb along the accumulated gradient, re-compute the gradient there, restore the weights.
       s.sam->perturb();
       // Same dropout / stochastic-depth masks as the first pass: SAM differentiates the same stochastic loss.
       accumulate_gradients(model, micro_batches, rank_batch, bf16, cfg.channels_last, optimizer, &seeds);
-      all_reduce_gradients(comm, optimizer);
+      timed_all_reduce();
       s.sam->restore();
     }
     if (world > 1) loss_value = dist::all_reduce_sum(comm, {loss_value})[0] / double(world);
@@ -342,9 +349,11 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
                       "); lower --lr (peak LR was " + std::to_string(s.peak_lr) + ")");
 
     const double epoch = double(st.position) / double(n_train);
-    if (primary && (st.step % std::max<int64_t>(1, cfg.log_every) == 0 || st.step == total_steps))
-      append_line_durable(rd.metrics,
-                          train_line(st.step, epoch, loss_value, lr, stats, progress.items_per_second(), elapsed()).dump());
+    if (primary && (st.step % std::max<int64_t>(1, cfg.log_every) == 0 || st.step == total_steps)) {
+      nlohmann::json line = train_line(st.step, epoch, loss_value, lr, stats, progress.items_per_second(), elapsed());
+      if (world > 1) line["allreduce_seconds"] = allreduce_seconds;
+      append_line_durable(rd.metrics, line.dump());
+    }
     auto now = std::chrono::steady_clock::now();
     if (!cfg.quiet && (now - last_print > std::chrono::seconds(2) || st.step == total_steps)) {
       std::fprintf(stderr, "\r[train] step %lld/%lld  epoch %.2f  loss %.4f  lr %.4g  %.0f img/s  ETA %s   ",
