@@ -1,5 +1,5 @@
 // test_equivalence.cpp - data parallelism is the same optimisation as one process (double precision): two ranks
-// (two threads, each with its own model, optimiser and GlooCommunicator over loopback) with half of each global
+// (two threads, each with its own model, optimiser and C10dCommunicator over loopback) with half of each global
 // batch equal one process with the whole batch to 1e-10 after several steps, for SGD + AGC on an NFNet and AdamW
 // (global-norm clipping) on a ViT; plus the communicator helpers (mean over ranks of bf16/fp32/fp64 tensors, vote).
 #include <gtest/gtest.h>
@@ -10,13 +10,14 @@
 #include <thread>
 
 #include "nfscale/data/loader.h"
-#include "nfscale/dist/gloo_communicator.h"
+#include "nfscale/dist/c10d_communicator.h"
 #include "nfscale/dist/launcher.h"
 #include "nfscale/dist/local_communicator.h"
 #include "nfscale/models/registry.h"
 #include "nfscale/optim/adamw.h"
 #include "nfscale/optim/sgd_agc.h"
 #include "nfscale/train/step.h"
+#include "nfscale/util/error.h"
 
 namespace nfscale::dist {
 namespace {
@@ -83,14 +84,14 @@ auto on_two_ranks(Fn fn) {
   for (int r = 0; r < kWorld; ++r)
     threads.emplace_back([&, r] {
       try {
-        GlooOptions o;
+        C10dOptions o;
         o.master_port = port;
         o.rank = r;
         o.world_size = kWorld;
         o.timeout = std::chrono::milliseconds(30000);
         o.startup_timeout = std::chrono::milliseconds(30000);
         o.interface = "lo";
-        GlooCommunicator comm(o);
+        C10dCommunicator comm(o);
         results[r] = fn(comm);
       } catch (const std::exception& e) {
         errors[r] = e.what();
@@ -161,6 +162,28 @@ TEST(Communicator, MeanOverRanksOfMixedDtypesAndTheVote) {
   EXPECT_EQ(out[3], 1.0);
   EXPECT_EQ(out[4], 1.0);
   EXPECT_EQ(out[5], 0.0);
+}
+
+// The backends say where their buffers live; asking for NCCL in a build without it is a named error, not a crash.
+TEST(Communicator, BackendsNameTheirDeviceAndNcclNeedsACudaBuild) {
+  LocalCommunicator local;
+  EXPECT_EQ(local.backend(), "local");
+  EXPECT_TRUE(local.device().is_cpu());
+  const auto gloo = on_two_ranks([](Communicator& c) {
+    return std::vector<double>{double(c.backend() == "gloo"), double(c.device().is_cpu())};
+  });
+  EXPECT_EQ(gloo, (std::vector<double>{1.0, 1.0}));
+  if (nccl_available()) GTEST_SKIP() << "this LibTorch has NCCL; the refusal is for CPU builds";
+  C10dOptions o;
+  o.backend = Backend::Nccl;
+  o.master_port = 1;  // never reached: the refusal comes before the store
+  try {
+    C10dCommunicator c(o);
+    FAIL() << "an NCCL communicator was created without NCCL";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("USE_C10D_NCCL"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--device cpu"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

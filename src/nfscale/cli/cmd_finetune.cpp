@@ -75,6 +75,7 @@ RegisterCommand reg(30, [](CLI::App& root) {
       return;
     }
     study::FinetuneResult r;
+    args->dist.device = req.config.device;
     const bool report = run_ranks(args->dist, [&](const train::TrainHooks& hooks) {
       r = study::finetune(req, hooks);
     });

@@ -69,6 +69,7 @@ RegisterCommand reg(20, [](CLI::App& root) {
     apply_init_from(*app, *args);
     if (args->config.run_dir.empty()) args->config.run_dir = default_run_dir(args->config);
     train::TrainResult r;
+    args->dist.device = args->config.device;
     const bool report = run_ranks(args->dist, [&](const train::TrainHooks& hooks) {
       r = train::run_training(args->config, args->resume, hooks);
     });

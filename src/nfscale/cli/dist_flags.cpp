@@ -9,10 +9,11 @@
 #include <cstdlib>
 #include <string>
 
-#include "nfscale/dist/gloo_communicator.h"
+#include "nfscale/dist/c10d_communicator.h"
 #include "nfscale/dist/launch_env.h"
 #include "nfscale/dist/launcher.h"
 #include "nfscale/train/trainer.h"
+#include "nfscale/util/device.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::cli {
@@ -61,7 +62,12 @@ bool run_ranks(const DistArgs& a, const std::function<void(const train::TrainHoo
     body(hooks);
     return true;
   }
-  dist::GlooOptions o;
+  dist::C10dOptions o;
+  const torch::Device device = parse_device(a.device, "--device");
+  if (device.is_cuda()) {
+    o.backend = dist::Backend::Nccl;
+    o.cuda_device = device.has_index() ? device.index() : env.local_rank;
+  }
   o.master_addr = env.master_addr;
   o.master_port = env.master_port;
   o.rank = env.rank;
@@ -69,7 +75,7 @@ bool run_ranks(const DistArgs& a, const std::function<void(const train::TrainHoo
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
   o.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.startup_timeout * 1000));
   o.prefix = "nfscale/" + std::to_string(env.restart_count);
-  dist::GlooCommunicator comm(o);
+  dist::C10dCommunicator comm(o);
   hooks.comm = &comm;
   body(hooks);
   return comm.rank() == 0;

@@ -22,10 +22,10 @@ std::map<at::ScalarType, std::vector<at::Tensor*>> by_wire_type(std::vector<at::
   return groups;
 }
 
-at::Tensor flatten(const std::vector<at::Tensor*>& group, at::ScalarType wire) {
+at::Tensor flatten(const std::vector<at::Tensor*>& group, at::ScalarType wire, at::Device device) {
   std::vector<at::Tensor> flat;
   flat.reserve(group.size());
-  for (const at::Tensor* t : group) flat.push_back(t->reshape({-1}).to(at::kCPU, wire));  // [numel_i]
+  for (const at::Tensor* t : group) flat.push_back(t->reshape({-1}).to(device, wire));  // [numel_i] on the backend's device
   return torch::cat(flat);                                                                // [sum numel_i]
 }
 
@@ -48,7 +48,7 @@ bool Communicator::any(bool vote) {
 void all_reduce_mean(Communicator& comm, std::vector<at::Tensor>& tensors) {
   if (comm.world_size() == 1) return;
   for (auto& [wire, group] : by_wire_type(tensors)) {
-    std::vector<at::Tensor> buf{flatten(group, wire)};  // [total] of the wire dtype
+    std::vector<at::Tensor> buf{flatten(group, wire, comm.device())};  // [total] of the wire dtype
     comm.all_reduce_sum(buf);
     buf[0].div_(double(comm.world_size()));
     unflatten(buf[0], group);
@@ -57,16 +57,17 @@ void all_reduce_mean(Communicator& comm, std::vector<at::Tensor>& tensors) {
 
 std::vector<double> all_reduce_sum(Communicator& comm, const std::vector<double>& values) {
   if (comm.world_size() == 1 || values.empty()) return values;
-  std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64)};  // [n]
+  std::vector<at::Tensor> buf{torch::tensor(values, torch::kFloat64).to(comm.device())};  // [n]
   comm.all_reduce_sum(buf);
-  const double* p = buf[0].data_ptr<double>();
+  const at::Tensor host = buf[0].cpu();
+  const double* p = host.data_ptr<double>();
   return std::vector<double>(p, p + values.size());
 }
 
 void broadcast_flat(Communicator& comm, std::vector<at::Tensor>& tensors, int root) {
   if (comm.world_size() == 1) return;
   for (auto& [wire, group] : by_wire_type(tensors)) {
-    std::vector<at::Tensor> buf{flatten(group, wire)};  // [total]
+    std::vector<at::Tensor> buf{flatten(group, wire, comm.device())};  // [total]
     comm.broadcast(buf, root);
     unflatten(buf[0], group);
   }

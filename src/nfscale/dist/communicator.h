@@ -1,8 +1,10 @@
 // communicator.h - the collective operations data-parallel training needs (rank, world size, all-reduce, broadcast,
-// barrier, a stop vote), behind one interface: LocalCommunicator (one process, no-op) and GlooCommunicator (c10d).
+// barrier, a stop vote), behind one interface: LocalCommunicator (one process, no-op) and C10dCommunicator (c10d:
+// Gloo on CPU, NCCL in a CUDA build).
 #pragma once
 #include <torch/types.h>
 
+#include <string>
 #include <vector>
 
 namespace nfscale::dist {
@@ -12,8 +14,11 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  // In place: every tensor becomes the element-wise sum over ranks. Tensors must be contiguous CPU tensors of a
-  // dtype the backend reduces (Gloo 1.13: no bf16; use all_reduce_mean, which handles it).
+  // Where this backend's buffers live: CPU for Gloo, the rank's GPU for NCCL.
+  virtual at::Device device() const { return at::Device(at::kCPU); }
+  virtual std::string backend() const = 0;  // "local", "gloo", "nccl"
+  // In place: every tensor becomes the element-wise sum over ranks. Tensors must be contiguous tensors on device()
+  // of a dtype the backend reduces (Gloo 1.13: no bf16; use all_reduce_mean, which handles it).
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
   // In place: every rank's tensors become root's.
   virtual void broadcast(std::vector<at::Tensor>& tensors, int root) = 0;

@@ -159,11 +159,14 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
     comm.barrier();
     return open_run_dir(cfg, resume, /*primary=*/false);
   }();
-  // CUDA ranks would need ProcessGroupNCCL (a CUDA LibTorch build): not implemented, and not testable here.
-  require(world == 1 || parse_device(cfg.device, "--device").is_cpu(),
-          "--device " + cfg.device + " with " + std::to_string(world) +
-              " data-parallel ranks: only CPU ranks (Gloo) are supported; NCCL for CUDA is not implemented "
-              "(docs/distributed.md). Use --device cpu, or one process per GPU run");
+  // CPU ranks reduce through Gloo, CUDA ranks through NCCL (one GPU per rank: the communicator's device).
+  if (world > 1) {
+    const bool cpu = parse_device(cfg.device, "--device").is_cpu();
+    require(cpu == comm.device().is_cpu(),
+            "--device " + cfg.device + " with " + std::to_string(world) + " data-parallel ranks over " +
+                comm.backend() + ": CPU ranks need Gloo and CUDA ranks NCCL (docs/distributed.md)");
+    if (!cpu) cfg.device = comm.device().str();  // cuda:<LOCAL_RANK> (untested: no GPU here)
+  }
   // Global batch = per-rank micro-batch x ranks x accumulation steps; --micro-batch is per rank.
   const int64_t micro = cfg.micro_batch > 0 ? cfg.micro_batch : cfg.batch / world;
   require(cfg.batch % world == 0 && micro > 0 && cfg.batch % (world * micro) == 0,
