@@ -1,0 +1,282 @@
+// dense_conv3x3.cpp - autograd function, fp64 reference loops, weight packing, ISA selection, self-check, switch and
+// route of the dense small-channel 3x3 / stride-1 convolution (dense_conv3x3.h, kernels: dense_conv3x3_kernels.h).
+#include "nfscale/models/dense_conv3x3.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "nfscale/models/dense_conv3x3_kernels.h"
+#include "nfscale/models/fused_kernels.h"
+#include "nfscale/models/fused_ops.h"
+#include "nfscale/util/cpu_features.h"
+#include "nfscale/util/error.h"
+
+namespace nfscale::models {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+namespace d3 = dense3x3;
+constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+
+// ---- ISA selection -------------------------------------------------------------------------------------------
+const d3::Table* table_named(const std::string& isa) {
+  const CpuFeatures& f = cpu_features();
+  if (isa == "generic") return &d3::table_generic();
+  if (isa == "avx2") return f.avx2 ? &d3::table_avx2() : nullptr;
+  if (isa == "avx512") return f.avx512 ? &d3::table_avx512() : nullptr;
+  return nullptr;
+}
+
+const d3::Table& checked_table(const std::string& isa) {
+  const d3::Table* t = table_named(isa);
+  if (!t)
+    throw UserError("dense conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
+  return *t;
+}
+
+// The fused element-wise kernels' choice (fused_kernels.h: widest supported, NFSCALE_FUSED_ISA narrows it).
+const d3::Table& default_table() {
+  static const d3::Table* t = table_named(fused::fused_kernel_table().isa);
+  return *t;
+}
+
+std::atomic<const d3::Table*> g_forced_table{nullptr};
+
+const d3::Table& table() {
+  const d3::Table* t = g_forced_table.load();
+  return t ? *t : default_table();
+}
+
+// ---- geometry and packing ------------------------------------------------------------------------------------
+d3::Shape shape_of(const Tensor& x, const Tensor& w) {
+  d3::Shape s;
+  s.B = x.size(0); s.C = x.size(1); s.H = x.size(2); s.W = x.size(3); s.O = w.size(0);
+  return s;
+}
+
+// w [O, C, 3, 3] -> [C, 9, O] (forward) or, transposed and flipped, [O, 9, C] with [o, t, c] = w[o, c, 8 - t]
+// (input gradient).
+Tensor pack_forward(const Tensor& w) { return w.reshape({w.size(0), w.size(1), 9}).permute({1, 2, 0}).contiguous(); }
+Tensor pack_flipped(const Tensor& w) {
+  return w.reshape({w.size(0), w.size(1), 9}).flip({2}).permute({0, 2, 1}).contiguous();
+}
+
+// ---- fp64 reference loops (channels_last storage, straight from the definition) -------------------------------
+// x [B, H, W, C], w [O, C, 3, 3], y / dy [B, H, W, O]; f(b, out pixel, in pixel, tap) for every valid tap.
+template <typename F>
+void for_each_tap(const d3::Shape& s, F f) {
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h)
+      for (int64_t w = 0; w < s.W; ++w)
+        for (int t = 0; t < 9; ++t) {
+          const int64_t ih = h + t / 3 - 1, iw = w + t % 3 - 1;
+          if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) f(b, h * s.W + w, ih * s.W + iw, t);
+        }
+}
+
+void ref_fwd(const double* x, const double* w, const double* bias, double* y, const d3::Shape& s) {
+  const int64_t HW = s.H * s.W;
+  for (int64_t i = 0; i < s.B * HW; ++i)
+    for (int64_t o = 0; o < s.O; ++o) y[i * s.O + o] = bias ? bias[o] : 0.0;
+  for_each_tap(s, [&](int64_t b, int64_t op, int64_t ip, int t) {
+    const double* xp = x + (b * HW + ip) * s.C;
+    double* yp = y + (b * HW + op) * s.O;
+    for (int64_t o = 0; o < s.O; ++o)
+      for (int64_t c = 0; c < s.C; ++c) yp[o] += xp[c] * w[(o * s.C + c) * 9 + t];
+  });
+}
+
+void ref_bwd(const double* dy, const double* x, const double* w, double* dx, double* dw, double* db,
+             const d3::Shape& s) {
+  const int64_t HW = s.H * s.W;
+  std::fill(dx, dx + s.B * HW * s.C, 0.0);
+  std::fill(dw, dw + s.O * s.C * 9, 0.0);
+  std::fill(db, db + s.O, 0.0);
+  for (int64_t i = 0; i < s.B * HW; ++i)
+    for (int64_t o = 0; o < s.O; ++o) db[o] += dy[i * s.O + o];
+  for_each_tap(s, [&](int64_t b, int64_t op, int64_t ip, int t) {
+    const double* xp = x + (b * HW + ip) * s.C;
+    double* dxp = dx + (b * HW + ip) * s.C;
+    const double* gp = dy + (b * HW + op) * s.O;
+    for (int64_t o = 0; o < s.O; ++o)
+      for (int64_t c = 0; c < s.C; ++c) {
+        dxp[c] += gp[o] * w[(o * s.C + c) * 9 + t];
+        dw[(o * s.C + c) * 9 + t] += gp[o] * xp[c];
+      }
+  });
+}
+
+// ---- fp32 kernels over whole tensors --------------------------------------------------------------------------
+constexpr int64_t kImagesPerTask = 8;  // images per parallel chunk of the forward
+
+void kernel_fwd(const d3::Table& k, const float* x, const Tensor& w, const float* bias, float* y, const d3::Shape& s) {
+  const Tensor wp = pack_forward(w);  // [C, 9, O]
+  const float* wpp = wp.data_ptr<float>();
+  at::parallel_for(0, s.B, kImagesPerTask, [&](int64_t b0, int64_t b1) { k.fwd(x, wpp, bias, y, s, b0, b1); });
+}
+
+// The backward in one chunk of images per thread: each chunk's weight and bias gradients are summed afterwards.
+void kernel_bwd(const d3::Table& k, const float* dy, const float* x, const Tensor& w, float* dx, float* dw, float* db,
+                const d3::Shape& s) {
+  const Tensor wt = pack_flipped(w);  // [O, 9, C]
+  const float* wtp = wt.data_ptr<float>();
+  const int64_t nw = s.O * s.C * 9, chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), s.B));
+  std::vector<float> part(chunks * (nw + s.O));  // per chunk: dw [O * C * 9], db [O]
+  at::parallel_for(0, chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* p = part.data() + i * (nw + s.O);
+      k.bwd(dy, x, wtp, dx, p, p + nw, s, s.B * i / chunks, s.B * (i + 1) / chunks);
+    }
+  });
+  for (int64_t j = 0; j < nw + s.O; ++j) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < chunks; ++i) sum += part[i * (nw + s.O) + j];
+    (j < nw ? dw[j] : db[j - nw]) = sum;
+  }
+}
+
+// ---- autograd -------------------------------------------------------------------------------------------------
+class DenseConv3x3Fn : public torch::autograd::Function<DenseConv3x3Fn> {
+ public:
+  // x [B, C, H, W] channels_last-contiguous, w [O, C, 3, 3] contiguous, bias [O] contiguous; same dtype.
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& bias) {
+    const d3::Shape s = shape_of(x, w);
+    Tensor y = torch::empty({s.B, s.O, s.H, s.W}, x.options().memory_format(kCL));  // [B, O, H, W] channels_last
+    if (x.scalar_type() == at::kDouble) {
+      ref_fwd(x.data_ptr<double>(), w.data_ptr<double>(), bias.data_ptr<double>(), y.data_ptr<double>(), s);
+    } else {
+      kernel_fwd(table(), x.data_ptr<float>(), w, bias.data_ptr<float>(), y.data_ptr<float>(), s);
+    }
+    ctx->save_for_backward({x, w});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &w = saved[1];
+    const d3::Shape s = shape_of(x, w);
+    const Tensor dy = grads[0].to(x.scalar_type()).contiguous(kCL);  // [B, O, H, W] channels_last
+    const bool need_dx = ctx->needs_input_grad(0);
+    // the weight and bias gradients come out of the same pass (and the fp64 loops compute all three anyway)
+    Tensor dx = torch::empty_like(x, x.options().memory_format(kCL)), dw = torch::empty_like(w),
+           db = torch::empty({s.O}, w.options());
+    if (x.scalar_type() == at::kDouble) {
+      ref_bwd(dy.data_ptr<double>(), x.data_ptr<double>(), w.data_ptr<double>(), dx.data_ptr<double>(),
+              dw.data_ptr<double>(), db.data_ptr<double>(), s);
+    } else {
+      kernel_bwd(table(), dy.data_ptr<float>(), x.data_ptr<float>(), w, need_dx ? dx.data_ptr<float>() : nullptr,
+                 dw.data_ptr<float>(), db.data_ptr<float>(), s);
+    }
+    return {need_dx ? dx : Tensor(), ctx->needs_input_grad(1) ? dw : Tensor(), ctx->needs_input_grad(2) ? db : Tensor()};
+  }
+};
+
+// ---- self-check -----------------------------------------------------------------------------------------------
+// Random problems through the kernels and the fp64 loops: channel counts hitting every output-channel block (8, 4, 2,
+// 1 and the weight gradient's pairs), map widths hitting every vector block and the tails (W from 3 to 16), odd
+// batches; tolerance 1e-5 x the largest reference magnitude of each tensor (fp32 sums of <= 9 C products of O(1)
+// numbers; weight gradient sums over up to B H W pixels).
+double self_check(const d3::Table& k) {
+  std::mt19937 rng(8765);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  double worst = 0.0;
+  const d3::Shape shapes[] = {{3, 5, 7, 5, 15}, {2, 4, 16, 8, 8}, {3, 8, 8, 3, 1}, {1, 6, 3, 16, 4}};
+  for (const d3::Shape& s : shapes) {
+    const int64_t nx = s.B * s.H * s.W * s.C, ny = s.B * s.H * s.W * s.O, nw = s.O * s.C * 9;
+    std::vector<float> x(nx), w(nw), bias(s.O), dy(ny);
+    for (auto* v : {&x, &w, &bias, &dy})
+      for (auto& e : *v) e = nd(rng);
+    std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), bd(bias.begin(), bias.end()),
+        dyd(dy.begin(), dy.end()), yr(ny), dxr(nx), dwr(nw), dbr(s.O);
+    ref_fwd(xd.data(), wd.data(), bd.data(), yr.data(), s);
+    ref_bwd(dyd.data(), xd.data(), wd.data(), dxr.data(), dwr.data(), dbr.data(), s);
+    std::vector<float> y(ny), dx(nx), dw(nw), db(s.O);
+    const Tensor wt = torch::from_blob(w.data(), {s.O, s.C, 3, 3}, torch::kFloat);
+    kernel_fwd(k, x.data(), wt, bias.data(), y.data(), s);
+    kernel_bwd(k, dy.data(), x.data(), wt, dx.data(), dw.data(), db.data(), s);
+    const auto err = [&](const std::vector<float>& a, const std::vector<double>& r) {
+      double scale = 1.0;  // the tensor's largest reference magnitude (sums cancel: single elements can be ~0)
+      for (double v : r) scale = std::max(scale, std::abs(v));
+      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - r[i]) / (1e-5 * scale));
+    };
+    err(y, yr); err(dx, dxr); err(dw, dwr); err(db, dbr);
+  }
+  return worst;
+}
+
+std::atomic<int> g_override{-1};  // -1: not set, 0/1: set_dense_conv3x3_kernels
+
+bool bf16_autocast() {
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+}
+
+}  // namespace
+
+Tensor dense_conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  TORCH_CHECK(x.dim() == 4 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0,
+              "dense_conv3x3: x must be a non-empty [B, C, H, W], got ", x.sizes());
+  TORCH_CHECK(w.dim() == 4 && w.size(0) > 0 && w.size(1) == x.size(1) && w.size(2) == 3 && w.size(3) == 3,
+              "dense_conv3x3: w must be [O, ", x.size(1), ", 3, 3], got ", w.sizes());
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "dense_conv3x3: bias must be [", w.size(0), "], got ",
+              bias.sizes());
+  const auto st = x.scalar_type();
+  TORCH_CHECK((st == at::kFloat || st == at::kDouble) && w.scalar_type() == st && bias.scalar_type() == st,
+              "dense_conv3x3: x, w and bias must all be fp32 or all fp64, got ", st, ", ", w.scalar_type(), ", ",
+              bias.scalar_type());
+  TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu() && bias.device().is_cpu(),
+              "dense_conv3x3: tensors must be on the CPU");
+  return DenseConv3x3Fn::apply(x.contiguous(kCL), w.contiguous(), bias.contiguous());
+}
+
+bool dense_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
+                           int64_t out_channels) {
+  if (kernel != 3 || stride != 1 || groups != 1 || in_channels > kDenseConv3x3MaxChannels ||
+      out_channels > kDenseConv3x3MaxChannels)
+    return false;
+  const auto st = x.scalar_type();
+  const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !bf16_autocast());
+  if (!dtype_ok || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != in_channels) return false;
+  const auto extent_ok = [](int64_t n) { return n >= kDenseConv3x3MinExtent && n <= kDenseConv3x3MaxExtent; };
+  return extent_ok(x.size(2)) && extent_ok(x.size(3)) && x.is_contiguous(kCL) && dense_conv3x3_kernels_enabled();
+}
+
+bool dense_conv3x3_kernels_enabled() {
+  if (!fused_ops_enabled()) return false;
+  const int o = g_override.load();
+  if (o >= 0) return o == 1;
+  static const bool by_default = [] {
+    const char* env = std::getenv("NFSCALE_DENSE_CONV3X3");
+    if (env && std::string(env) == "0") return false;
+    const double err = self_check(default_table());
+    if (!(err <= 1.0)) {
+      std::fprintf(stderr, "[nfscale] %s dense 3x3 conv kernels failed their self-check (error %.3g x tolerance); "
+                           "using oneDNN's convolutions\n", default_table().isa, err);
+      return false;
+    }
+    return true;
+  }();
+  return by_default;
+}
+
+void set_dense_conv3x3_kernels(bool enabled) { g_override.store(enabled ? 1 : 0); }
+
+std::string dense_conv3x3_isa() { return table().isa; }
+
+void force_dense_conv3x3_isa(const std::string& isa) {
+  g_forced_table.store(isa.empty() ? nullptr : &checked_table(isa));
+}
+
+double dense_conv3x3_self_check_error(const std::string& isa) { return self_check(checked_table(isa)); }
+
+}  // namespace nfscale::models

@@ -1,0 +1,45 @@
+// dense_conv3x3.h - dense (ungrouped) 3x3, stride-1, SAME convolutions with few channels on channels_last fp32 maps
+// (the ladder stems' 8 -> 8 convs at 16x16, nano/micro-F0's 4- and 8-channel stages) as direct kernels
+// (dense_conv3x3_kernels.h) with a hand-written backward, instead of oneDNN, which runs these shapes at ~20 GFLOP/s on
+// one thread (docs/performance.md, issue 12 sessions 6 and 8); the switch; the route.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace nfscale::models {
+
+// y = conv2d(x, w, bias, stride 1, padding 1). x [B, C, H, W] (any strides; computed channels_last), w [O, C, 3, 3]
+// (the standardised weight), bias [O] -> y [B, O, H, W] channels_last, x's dtype. fp32 runs the selected ISA's
+// kernels; fp64 runs scalar fp64 loops (the reference the gradient checks use). Gradients flow to x, w and bias.
+torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias);
+
+// Whether WSConv2d routes a conv (kernel, stride, groups, channels in -> out) over x to dense_conv3x3: 3x3, stride 1,
+// one group, in and out <= kDenseConv3x3MaxChannels, H and W within [kDenseConv3x3MinExtent, kDenseConv3x3MaxExtent],
+// x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, and the route is on
+// (dense_conv3x3_kernels_enabled()). Measured (batch 128, one thread, forward + backward, CPU time; docs/performance.md
+// "Issue 12, session 8"): 1.5-3x faster than oneDNN for 8 -> 8 at 16x16, 8x8 and 4x4 and 4 -> 4 at 8x8; 16 -> 16 at
+// 8x8 (mini-F0's first stage) is 0.75x of oneDNN, whose kernels fill a 16-channel vector, so it stays there.
+bool dense_conv3x3_applies(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
+                           int64_t out_channels);
+constexpr int64_t kDenseConv3x3MaxChannels = 8;
+constexpr int64_t kDenseConv3x3MinExtent = 4;
+constexpr int64_t kDenseConv3x3MaxExtent = 16;
+
+// The route's switch. Default: on iff the fused ops are on (fused_ops.h), NFSCALE_DENSE_CONV3X3 is not "0", and the
+// selected kernels pass their self-check against the fp64 loops. set_dense_conv3x3_kernels overrides the env (not the
+// fused-ops switch, which turns every fused path off).
+bool dense_conv3x3_kernels_enabled();
+void set_dense_conv3x3_kernels(bool enabled);
+
+// The kernels' ISA: the widest this CPU runs, or NFSCALE_FUSED_ISA=generic|avx2 (as the fused ops). For tests and
+// benchmarks, force_dense_conv3x3_isa("avx512" | "avx2" | "generic") selects one (throws if the CPU cannot run it) and
+// force_dense_conv3x3_isa("") restores the default.
+std::string dense_conv3x3_isa();
+void force_dense_conv3x3_isa(const std::string& isa);
+// Max |kernel - fp64 loops| / tolerance of the given ISA over fixed small problems (all passes; channel counts and
+// map widths that hit every register block); <= 1 passes.
+double dense_conv3x3_self_check_error(const std::string& isa);
+
+}  // namespace nfscale::models
