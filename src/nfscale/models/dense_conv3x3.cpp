@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "nfscale/models/dense_conv3x3_kernels.h"
@@ -59,39 +61,44 @@ const d3::Table& table() {
 }
 
 // ---- geometry and packing ------------------------------------------------------------------------------------
-d3::Shape shape_of(const Tensor& x, const Tensor& w) {
+// TF 'SAME' for a 3-tap window along an extent n: (out, pad before).
+std::pair<int64_t, int64_t> same(int64_t n, int64_t stride) {
+  const int64_t out = (n + stride - 1) / stride;
+  return {out, std::max<int64_t>((out - 1) * stride + 3 - n, 0) / 2};
+}
+
+d3::Shape shape_of(const Tensor& x, const Tensor& w, int64_t stride) {
   d3::Shape s;
-  s.B = x.size(0); s.C = x.size(1); s.H = x.size(2); s.W = x.size(3); s.O = w.size(0);
+  s.B = x.size(0); s.C = x.size(1); s.H = x.size(2); s.W = x.size(3); s.O = w.size(0); s.stride = stride;
+  std::tie(s.Ho, s.pad_top) = same(s.H, stride);
+  std::tie(s.Wo, s.pad_left) = same(s.W, stride);
   return s;
 }
 
-// w [O, C, 3, 3] -> [C, 9, O] (forward) or, transposed and flipped, [O, 9, C] with [o, t, c] = w[o, c, 8 - t]
-// (input gradient).
+// w [O, C, 3, 3] -> [C, 9, O] (forward) or [O, 9, C] (input gradient).
 Tensor pack_forward(const Tensor& w) { return w.reshape({w.size(0), w.size(1), 9}).permute({1, 2, 0}).contiguous(); }
-Tensor pack_flipped(const Tensor& w) {
-  return w.reshape({w.size(0), w.size(1), 9}).flip({2}).permute({0, 2, 1}).contiguous();
-}
+Tensor pack_backward(const Tensor& w) { return w.reshape({w.size(0), w.size(1), 9}).permute({0, 2, 1}).contiguous(); }
 
 // ---- fp64 reference loops (channels_last storage, straight from the definition) -------------------------------
-// x [B, H, W, C], w [O, C, 3, 3], y / dy [B, H, W, O]; f(b, out pixel, in pixel, tap) for every valid tap.
+// x [B, H, W, C], w [O, C, 3, 3], y / dy [B, Ho, Wo, O]; f(b, out pixel, in pixel, tap) for every valid tap.
 template <typename F>
 void for_each_tap(const d3::Shape& s, F f) {
   for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t h = 0; h < s.H; ++h)
-      for (int64_t w = 0; w < s.W; ++w)
+    for (int64_t oh = 0; oh < s.Ho; ++oh)
+      for (int64_t ow = 0; ow < s.Wo; ++ow)
         for (int t = 0; t < 9; ++t) {
-          const int64_t ih = h + t / 3 - 1, iw = w + t % 3 - 1;
-          if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) f(b, h * s.W + w, ih * s.W + iw, t);
+          const int64_t ih = oh * s.stride + t / 3 - s.pad_top, iw = ow * s.stride + t % 3 - s.pad_left;
+          if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) f(b, oh * s.Wo + ow, ih * s.W + iw, t);
         }
 }
 
 void ref_fwd(const double* x, const double* w, const double* bias, double* y, const d3::Shape& s) {
-  const int64_t HW = s.H * s.W;
-  for (int64_t i = 0; i < s.B * HW; ++i)
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo;
+  for (int64_t i = 0; i < s.B * HWo; ++i)
     for (int64_t o = 0; o < s.O; ++o) y[i * s.O + o] = bias ? bias[o] : 0.0;
   for_each_tap(s, [&](int64_t b, int64_t op, int64_t ip, int t) {
     const double* xp = x + (b * HW + ip) * s.C;
-    double* yp = y + (b * HW + op) * s.O;
+    double* yp = y + (b * HWo + op) * s.O;
     for (int64_t o = 0; o < s.O; ++o)
       for (int64_t c = 0; c < s.C; ++c) yp[o] += xp[c] * w[(o * s.C + c) * 9 + t];
   });
@@ -99,16 +106,16 @@ void ref_fwd(const double* x, const double* w, const double* bias, double* y, co
 
 void ref_bwd(const double* dy, const double* x, const double* w, double* dx, double* dw, double* db,
              const d3::Shape& s) {
-  const int64_t HW = s.H * s.W;
+  const int64_t HW = s.H * s.W, HWo = s.Ho * s.Wo;
   std::fill(dx, dx + s.B * HW * s.C, 0.0);
   std::fill(dw, dw + s.O * s.C * 9, 0.0);
   std::fill(db, db + s.O, 0.0);
-  for (int64_t i = 0; i < s.B * HW; ++i)
+  for (int64_t i = 0; i < s.B * HWo; ++i)
     for (int64_t o = 0; o < s.O; ++o) db[o] += dy[i * s.O + o];
   for_each_tap(s, [&](int64_t b, int64_t op, int64_t ip, int t) {
     const double* xp = x + (b * HW + ip) * s.C;
     double* dxp = dx + (b * HW + ip) * s.C;
-    const double* gp = dy + (b * HW + op) * s.O;
+    const double* gp = dy + (b * HWo + op) * s.O;
     for (int64_t o = 0; o < s.O; ++o)
       for (int64_t c = 0; c < s.C; ++c) {
         dxp[c] += gp[o] * w[(o * s.C + c) * 9 + t];
@@ -129,7 +136,7 @@ void kernel_fwd(const d3::Table& k, const float* x, const Tensor& w, const float
 // The backward in one chunk of images per thread: each chunk's weight and bias gradients are summed afterwards.
 void kernel_bwd(const d3::Table& k, const float* dy, const float* x, const Tensor& w, float* dx, float* dw, float* db,
                 const d3::Shape& s) {
-  const Tensor wt = pack_flipped(w);  // [O, 9, C]
+  const Tensor wt = pack_backward(w);  // [O, 9, C]
   const float* wtp = wt.data_ptr<float>();
   const int64_t nw = s.O * s.C * 9, chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), s.B));
   std::vector<float> part(chunks * (nw + s.O));  // per chunk: dw [O * C * 9], db [O]
@@ -150,23 +157,24 @@ void kernel_bwd(const d3::Table& k, const float* dy, const float* x, const Tenso
 class DenseConv3x3Fn : public torch::autograd::Function<DenseConv3x3Fn> {
  public:
   // x [B, C, H, W] channels_last-contiguous, w [O, C, 3, 3] contiguous, bias [O] contiguous; same dtype.
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& bias) {
-    const d3::Shape s = shape_of(x, w);
-    Tensor y = torch::empty({s.B, s.O, s.H, s.W}, x.options().memory_format(kCL));  // [B, O, H, W] channels_last
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride) {
+    const d3::Shape s = shape_of(x, w, stride);
+    Tensor y = torch::empty({s.B, s.O, s.Ho, s.Wo}, x.options().memory_format(kCL));  // [B, O, Ho, Wo] channels_last
     if (x.scalar_type() == at::kDouble) {
       ref_fwd(x.data_ptr<double>(), w.data_ptr<double>(), bias.data_ptr<double>(), y.data_ptr<double>(), s);
     } else {
       kernel_fwd(table(), x.data_ptr<float>(), w, bias.data_ptr<float>(), y.data_ptr<float>(), s);
     }
     ctx->save_for_backward({x, w});
+    ctx->saved_data["stride"] = stride;
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &x = saved[0], &w = saved[1];
-    const d3::Shape s = shape_of(x, w);
-    const Tensor dy = grads[0].to(x.scalar_type()).contiguous(kCL);  // [B, O, H, W] channels_last
+    const d3::Shape s = shape_of(x, w, ctx->saved_data["stride"].toInt());
+    const Tensor dy = grads[0].to(x.scalar_type()).contiguous(kCL);  // [B, O, Ho, Wo] channels_last
     const bool need_dx = ctx->needs_input_grad(0);
     // the weight and bias gradients come out of the same pass (and the fp64 loops compute all three anyway)
     Tensor dx = torch::empty_like(x, x.options().memory_format(kCL)), dw = torch::empty_like(w),
@@ -178,22 +186,28 @@ class DenseConv3x3Fn : public torch::autograd::Function<DenseConv3x3Fn> {
       kernel_bwd(table(), dy.data_ptr<float>(), x.data_ptr<float>(), w, need_dx ? dx.data_ptr<float>() : nullptr,
                  dw.data_ptr<float>(), db.data_ptr<float>(), s);
     }
-    return {need_dx ? dx : Tensor(), ctx->needs_input_grad(1) ? dw : Tensor(), ctx->needs_input_grad(2) ? db : Tensor()};
+    return {need_dx ? dx : Tensor(), ctx->needs_input_grad(1) ? dw : Tensor(), ctx->needs_input_grad(2) ? db : Tensor(),
+            Tensor()};
   }
 };
 
 // ---- self-check -----------------------------------------------------------------------------------------------
-// Random problems through the kernels and the fp64 loops: channel counts hitting every output-channel block (8, 4, 2,
-// 1 and the weight gradient's pairs), map widths hitting every vector block and the tails (W from 3 to 16), odd
-// batches; tolerance 1e-5 x the largest reference magnitude of each tensor (fp32 sums of <= 9 C products of O(1)
-// numbers; weight gradient sums over up to B H W pixels).
+// Random problems through the kernels and the fp64 loops: both strides, odd and even extents (stride 2: both pads),
+// channel counts hitting every output-channel block (8, 4, 2, 1 and the weight gradient's pairs), map widths hitting
+// every vector block and the tails, odd batches; tolerance 1e-5 x the largest reference magnitude of each tensor (fp32
+// sums of <= 9 C products of O(1) numbers; weight gradient sums over up to B Ho Wo pixels).
 double self_check(const d3::Table& k) {
   std::mt19937 rng(8765);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   double worst = 0.0;
-  const d3::Shape shapes[] = {{3, 5, 7, 5, 15}, {2, 4, 16, 8, 8}, {3, 8, 8, 3, 1}, {1, 6, 3, 16, 4}};
-  for (const d3::Shape& s : shapes) {
-    const int64_t nx = s.B * s.H * s.W * s.C, ny = s.B * s.H * s.W * s.O, nw = s.O * s.C * 9;
+  struct Case {
+    int64_t B, C, O, H, W, stride;
+  };
+  const Case cases[] = {{3, 5, 15, 5, 7, 1}, {2, 8, 8, 4, 16, 1}, {3, 3, 1, 8, 8, 1}, {1, 16, 4, 6, 3, 1},
+                        {3, 1, 8, 8, 10, 2}, {2, 8, 11, 7, 9, 2}, {3, 4, 16, 6, 5, 2}};
+  for (const Case& c : cases) {
+    const d3::Shape s = shape_of(torch::empty({c.B, c.C, c.H, c.W}), torch::empty({c.O, c.C, 3, 3}), c.stride);
+    const int64_t nx = s.B * s.H * s.W * s.C, ny = s.B * s.Ho * s.Wo * s.O, nw = s.O * s.C * 9;
     std::vector<float> x(nx), w(nw), bias(s.O), dy(ny);
     for (auto* v : {&x, &w, &bias, &dy})
       for (auto& e : *v) e = nd(rng);
@@ -223,7 +237,7 @@ bool bf16_autocast() {
 
 }  // namespace
 
-Tensor dense_conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias) {
+Tensor dense_conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride) {
   TORCH_CHECK(x.dim() == 4 && x.size(0) > 0 && x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0,
               "dense_conv3x3: x must be a non-empty [B, C, H, W], got ", x.sizes());
   TORCH_CHECK(w.dim() == 4 && w.size(0) > 0 && w.size(1) == x.size(1) && w.size(2) == 3 && w.size(3) == 3,
@@ -236,18 +250,24 @@ Tensor dense_conv3x3(const Tensor& x, const Tensor& w, const Tensor& bias) {
               bias.scalar_type());
   TORCH_CHECK(x.device().is_cpu() && w.device().is_cpu() && bias.device().is_cpu(),
               "dense_conv3x3: tensors must be on the CPU");
-  return DenseConv3x3Fn::apply(x.contiguous(kCL), w.contiguous(), bias.contiguous());
+  TORCH_CHECK(stride == 1 || stride == 2, "dense_conv3x3: stride must be 1 or 2, got ", stride);
+  return DenseConv3x3Fn::apply(x.contiguous(kCL), w.contiguous(), bias.contiguous(), stride);
 }
 
 bool dense_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
                            int64_t out_channels) {
-  if (kernel != 3 || stride != 1 || groups != 1 || in_channels > kDenseConv3x3MaxChannels ||
-      out_channels > kDenseConv3x3MaxChannels)
-    return false;
+  // the measured table (dense_conv3x3.h): {max in, max out, min extent, max extent} per stride
+  struct Rule {
+    int64_t in, out, lo, hi;
+  };
+  constexpr Rule kStride1 = {8, 8, 4, 16}, kStride2 = {8, 16, 8, 32};
+  if (kernel != 3 || (stride != 1 && stride != 2) || groups != 1) return false;
+  const Rule& r = stride == 1 ? kStride1 : kStride2;
+  if (in_channels > r.in || out_channels > r.out) return false;
   const auto st = x.scalar_type();
   const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !bf16_autocast());
   if (!dtype_ok || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != in_channels) return false;
-  const auto extent_ok = [](int64_t n) { return n >= kDenseConv3x3MinExtent && n <= kDenseConv3x3MaxExtent; };
+  const auto extent_ok = [&](int64_t n) { return n >= r.lo && n <= r.hi; };
   return extent_ok(x.size(2)) && extent_ok(x.size(3)) && x.is_contiguous(kCL) && dense_conv3x3_kernels_enabled();
 }
 

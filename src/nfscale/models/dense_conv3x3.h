@@ -10,22 +10,23 @@
 
 namespace nfscale::models {
 
-// y = conv2d(x, w, bias, stride 1, padding 1). x [B, C, H, W] (any strides; computed channels_last), w [O, C, 3, 3]
-// (the standardised weight), bias [O] -> y [B, O, H, W] channels_last, x's dtype. fp32 runs the selected ISA's
+// y = conv2d(x, w, bias, stride) with TF 'SAME' zero padding (stride 1: one pixel on every side; stride 2: out =
+// ceil(in / 2), the odd pixel of padding after). x [B, C, H, W] (any strides; computed channels_last), w [O, C, 3, 3]
+// (the standardised weight), bias [O] -> y [B, O, Ho, Wo] channels_last, x's dtype. fp32 runs the selected ISA's
 // kernels; fp64 runs scalar fp64 loops (the reference the gradient checks use). Gradients flow to x, w and bias.
-torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias);
+torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, int64_t stride);
 
-// Whether WSConv2d routes a conv (kernel, stride, groups, channels in -> out) over x to dense_conv3x3: 3x3, stride 1,
-// one group, in and out <= kDenseConv3x3MaxChannels, H and W within [kDenseConv3x3MinExtent, kDenseConv3x3MaxExtent],
-// x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, and the route is on
-// (dense_conv3x3_kernels_enabled()). Measured (batch 128, one thread, forward + backward, CPU time; docs/performance.md
-// "Issue 12, session 8"): 1.5-3x faster than oneDNN for 8 -> 8 at 16x16, 8x8 and 4x4 and 4 -> 4 at 8x8; 16 -> 16 at
-// 8x8 (mini-F0's first stage) is 0.75x of oneDNN, whose kernels fill a 16-channel vector, so it stays there.
+// Whether WSConv2d routes a conv (kernel, stride, groups, channels in -> out) over x to dense_conv3x3: 3x3, one group,
+// x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, the route on
+// (dense_conv3x3_kernels_enabled()), and a shape measured faster than oneDNN (batch 128, one thread, forward +
+// backward, CPU time; docs/performance.md "Issue 12, session 8"):
+// - stride 1: in, out <= 8 channels, H and W in [4, 16]: 8 -> 8 at 16x16, 8x8 and 4x4 and 4 -> 4 at 8x8 run 1.5-3x
+//   faster. 16 -> 16 at 8x8 (mini-F0's first stage) runs at 0.75x of oneDNN, whose kernels fill a 16-channel vector,
+//   so it stays there;
+// - stride 2: in <= 8, out <= 16 channels, H and W in [8, 32]: the stems' 1 -> 8 at 32x32 (5x) and 8 -> 4 / 8 / 16
+//   at 16x16 (1.15-1.9x).
 bool dense_conv3x3_applies(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
                            int64_t out_channels);
-constexpr int64_t kDenseConv3x3MaxChannels = 8;
-constexpr int64_t kDenseConv3x3MinExtent = 4;
-constexpr int64_t kDenseConv3x3MaxExtent = 16;
 
 // The route's switch. Default: on iff the fused ops are on (fused_ops.h), NFSCALE_DENSE_CONV3X3 is not "0", and the
 // selected kernels pass their self-check against the fp64 loops. set_dense_conv3x3_kernels overrides the env (not the

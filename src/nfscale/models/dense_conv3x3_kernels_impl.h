@@ -1,13 +1,20 @@
 // dense_conv3x3_kernels_impl.h - the body of the dense small-channel 3x3 convolution kernels (dense_conv3x3_kernels.h),
 // written once with GCC vector extensions of D3K_W floats and compiled three times (dense_conv3x3_kernels_{avx512,avx2,
 // generic}.cpp). Include only from those files, after defining D3K_W, D3K_NS and D3K_ISA_NAME.
-// Layout: one image's map [H, W, C] becomes C planes of (H + 2) x P floats, P = W + 2, zero borders, plus slack; map
-// pixel (h, w) sits at flat index (h + 1) P + w + 1. An output vector covers W consecutive flat indices from
-// q0 = P + 1 on (the pixels of a row and the two border columns between rows, which are computed and dropped), so tap
-// (kh, kw) of every lane is the load at offset (kh - 1) P + kw - 1. Forward / input gradient: NQ vectors x OB output
-// channels of accumulators per block (each loaded vector feeds OB FMAs, each broadcast weight NQ). Weight gradient:
-// WB output channels x 9 taps of vector partials per input channel, summed over an image and added to per-(o, c, tap)
-// vector partials, reduced once at the end.
+//
+// Planes. A map [Hm, Wm, n] (one image, channels_last) is stored as n channels x S*S phase planes (S = the stride): map
+// pixel (ih, iw) goes to phase ((ih + pt) % S, (iw + pl) % S), row (ih + pt) / S, column (iw + pl) / S of a plane of
+// pitch P = Wo + 2 (two zero columns after every output row), zero everywhere no pixel lands. A position is
+// row * P + column; the convolution's output (oh, ow) is position oh P + ow, and its tap (kh, kw) reads phase
+// (kh % S, kw % S) at position + (kh / S) P + kw / S: every tap of every lane is one unaligned load at a fixed offset,
+// and the two junk columns per row are computed and dropped.
+// Backward. dy goes to one plane per channel at (oh + 2, ow + 2) (two zero rows and columns before). The weight
+// gradient is the dot product of dy's positions with each tap's shifted x plane; the input gradient of phase (a, b) is a
+// convolution of the dy planes with the taps kh % S = a, kw % S = b at offsets (2 - kh / S) P + 2 - kw / S, scattered
+// back to the pixels of that phase (stride 1: one phase, the weight flipped in effect).
+// Register blocking: convolutions keep NQ vectors x OB output channels of accumulators (each loaded vector feeds OB FMAs,
+// each broadcast weight NQ); the weight gradient WB output channels x 9 taps of one input channel, over a group of
+// images, added to per-(o, c, tap) vector partials reduced once at the end.
 // NOLINT(build/header_guard): intentionally re-included per ISA.
 #include <algorithm>
 #include <cstdint>
@@ -39,167 +46,241 @@ inline float hsum(vf v) {
 }
 
 // Register budget: 32 vector registers with AVX-512, 16 otherwise.
-constexpr int kOB = W == 16 ? 8 : 4;          // output channels per forward block
-constexpr int kAccRegs = W == 16 ? 24 : 8;    // accumulators per forward block (NQ * OB)
-constexpr int kWB = W == 16 ? 2 : 1;          // output channels per weight-gradient block (x 9 taps)
+constexpr int kOB = W == 16 ? 8 : 4;        // output channels per convolution block
+constexpr int kAccRegs = W == 16 ? 24 : 8;  // accumulators per convolution block (NQ * OB)
+constexpr int kWB = W == 16 ? 2 : 1;        // output channels per weight-gradient block (x 9 taps)
 template <int OB>
-constexpr int nq_for() {  // vectors per forward block for OB output channels
+constexpr int nq_for() {  // vectors per convolution block for OB output channels
   return std::max(1, std::min(6, kAccRegs / OB));
 }
 
-// The planar geometry of one image (see the top of the file).
-struct Planes {
-  int64_t H, Wd, P, PL, q0, nvec, span;
-  int64_t d[kTaps];  // flat offset of tap t
-  Planes(int64_t h, int64_t w) : H(h), Wd(w), P(w + 2), q0(w + 3) {
-    const int64_t L = (H - 1) * P + Wd;  // flat indices from q0 to the last map pixel
-    nvec = (L + W - 1) / W;
-    span = nvec * W;
-    PL = ((H + 2) * P + W + 15) / 16 * 16;  // the last vector's taps read up to W - 1 floats past the bottom border
-    for (int t = 0; t < kTaps; ++t) d[t] = (t / 3 - 1) * P + (t % 3 - 1);
-  }
+inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+inline int64_t vectors(int64_t n) { return (n + W - 1) / W; }
+
+// ---- planes ------------------------------------------------------------------------------------------------------
+// Where a map's pixels go: S x S phases of planes of pitch P and length PL (floats), channel stride S * S * PL.
+struct Layout {
+  int64_t S, pt, pl, P, PL;
+  int64_t cs() const { return S * S * PL; }
 };
 
-// One image's map m [H, W, n] into planes pl [n][PL] (interiors only: the borders stay as they are, zero), and planar
-// results out [n][span] (map pixel (h, w) at h P + w) back into a map m [H, W, n]. With n a compile-time 4, 8 or 16 GCC
-// vectorises the interleaved accesses with permutes (~4x faster than the scalar loops for 8 channels).
-template <int N>
-void to_planes_n(const float* m, const Planes& g, float* pl) {
-  for (int64_t h = 0; h < g.H; ++h) {
-    const float* src = m + h * g.Wd * N;
-    float* dst = pl + (h + 1) * g.P + 1;
-    for (int64_t w = 0; w < g.Wd; ++w)
+// The map m [Hm, Wm, n] into planes (only the pixels' positions are written: the rest stays zero). N > 0 fixes n at
+// compile time (GCC then vectorises the interleaved accesses with permutes, ~4x faster than scalar code); SS > 0 fixes
+// the stride.
+template <int N, int SS>
+void to_planes_t(const float* m, int64_t n_rt, int64_t Hm, int64_t Wm, const Layout& L, float* pl) {
+  const int64_t n = N > 0 ? N : n_rt, S = SS > 0 ? SS : L.S, cs = L.cs();
+  for (int64_t ih = 0; ih < Hm; ++ih) {
+    const int64_t r = ih + L.pt, a = r % S, i = r / S;
+    for (int64_t b = 0; b < S; ++b) {
+      const int64_t iw0 = ((b - L.pl) % S + S) % S;  // first column of phase b
+      if (iw0 >= Wm) continue;
+      const float* src = m + (ih * Wm + iw0) * n;
+      float* dst = pl + (a * S + b) * L.PL + i * L.P + (iw0 + L.pl) / S;
+      const int64_t cnt = (Wm - iw0 + S - 1) / S;
+      for (int64_t k = 0; k < cnt; ++k)
 #pragma GCC unroll 16
-      for (int c = 0; c < N; ++c) dst[c * g.PL + w] = src[w * N + c];
+        for (int64_t c = 0; c < n; ++c) dst[c * cs + k] = src[k * S * n + c];
+    }
   }
 }
-template <int N>
-void from_planar_n(const float* out, const Planes& g, float* m) {
-  for (int64_t h = 0; h < g.H; ++h) {
-    const float* src = out + h * g.P;
-    float* dst = m + h * g.Wd * N;
-    for (int64_t w = 0; w < g.Wd; ++w)
+
+void to_planes(const float* m, int64_t n, int64_t Hm, int64_t Wm, const Layout& L, float* pl) {
+  const bool s1 = L.S == 1;
+  switch (n) {
+    case 1: return s1 ? to_planes_t<1, 1>(m, n, Hm, Wm, L, pl) : to_planes_t<1, 2>(m, n, Hm, Wm, L, pl);
+    case 4: return s1 ? to_planes_t<4, 1>(m, n, Hm, Wm, L, pl) : to_planes_t<4, 2>(m, n, Hm, Wm, L, pl);
+    case 8: return s1 ? to_planes_t<8, 1>(m, n, Hm, Wm, L, pl) : to_planes_t<8, 2>(m, n, Hm, Wm, L, pl);
+    case 16: return s1 ? to_planes_t<16, 1>(m, n, Hm, Wm, L, pl) : to_planes_t<16, 2>(m, n, Hm, Wm, L, pl);
+    default: return to_planes_t<0, 0>(m, n, Hm, Wm, L, pl);
+  }
+}
+
+// Planar results out [n][span] (position u - u0; pitch P) of phase (a, b) into the map m [Hm, Wm, n]: pixel
+// (S i + a - pt, S j + b - pl) <- position i P + j, for every pixel of that phase. N, SS as in to_planes_t.
+template <int N, int SS>
+void from_phase_t(const float* out, int64_t n_rt, int64_t span, int64_t u0, const Layout& L, int64_t a, int64_t b,
+                  int64_t Hm, int64_t Wm, float* m) {
+  const int64_t n = N > 0 ? N : n_rt, S = SS > 0 ? SS : L.S;
+  const int64_t iw0 = ((b - L.pl) % S + S) % S;
+  if (iw0 >= Wm) return;
+  const int64_t cnt = (Wm - iw0 + S - 1) / S, j0 = (iw0 + L.pl) / S;
+  for (int64_t ih = ((a - L.pt) % S + S) % S; ih < Hm; ih += S) {
+    const float* src = out + ((ih + L.pt) / S) * L.P + j0 - u0;
+    float* dst = m + (ih * Wm + iw0) * n;
+    for (int64_t k = 0; k < cnt; ++k)
 #pragma GCC unroll 16
-      for (int c = 0; c < N; ++c) dst[w * N + c] = src[c * g.span + w];
+      for (int64_t c = 0; c < n; ++c) dst[k * S * n + c] = src[c * span + k];
   }
 }
 
-void to_planes(const float* m, int64_t n, const Planes& g, float* pl) {
+void from_phase(const float* out, int64_t n, int64_t span, int64_t u0, const Layout& L, int64_t a, int64_t b,
+                int64_t Hm, int64_t Wm, float* m) {
+  const bool s1 = L.S == 1;
+#define D3K_FROM(NN)                                                                 \
+  return s1 ? from_phase_t<NN, 1>(out, n, span, u0, L, a, b, Hm, Wm, m)              \
+            : from_phase_t<NN, 2>(out, n, span, u0, L, a, b, Hm, Wm, m)
   switch (n) {
-    case 4: return to_planes_n<4>(m, g, pl);
-    case 8: return to_planes_n<8>(m, g, pl);
-    case 16: return to_planes_n<16>(m, g, pl);
-    default:  // plane by plane: the stores run in order
-      for (int64_t c = 0; c < n; ++c)
-        for (int64_t h = 0; h < g.H; ++h) {
-          const float* src = m + h * g.Wd * n + c;
-          float* dst = pl + c * g.PL + (h + 1) * g.P + 1;
-          for (int64_t w = 0; w < g.Wd; ++w) dst[w] = src[w * n];
-        }
+    case 4: D3K_FROM(4);
+    case 8: D3K_FROM(8);
+    case 16: D3K_FROM(16);
+    default: return from_phase_t<0, 0>(out, n, span, u0, L, a, b, Hm, Wm, m);
   }
+#undef D3K_FROM
 }
 
-void from_planar(const float* out, int64_t n, const Planes& g, float* m) {
-  switch (n) {
-    case 4: return from_planar_n<4>(out, g, m);
-    case 8: return from_planar_n<8>(out, g, m);
-    case 16: return from_planar_n<16>(out, g, m);
-    default:
-      for (int64_t h = 0; h < g.H; ++h)
-        for (int64_t w = 0; w < g.Wd; ++w) {
-          const float* src = out + h * g.P + w;
-          float* dst = m + (h * g.Wd + w) * n;
-          for (int64_t o = 0; o < n; ++o) dst[o] = src[o * g.span];
-        }
-  }
-}
+// ---- convolution over planes --------------------------------------------------------------------------------------
+// A list of NT taps: tap i reads the planes at offset off[i] and weight tap tw[i].
+struct Taps {
+  int n = 0;
+  int tw[kTaps];
+  int64_t off[kTaps];
+};
 
-// out[o0 + o][j + n W ...] for o < OB, n < NQ: bias + sum_{c < C, t} pl[c][q0 + j + n W + d[t] ...] * wp[(c 9 + t) O + o0 + o]
-template <int OB, int NQ>
-inline void conv_block(const float* pl, int64_t C, const float* wp, int64_t O, int64_t o0, const float* bias,
-                       const Planes& g, float* out, int64_t j) {
+// out[(o0 + o) ostride + j + k W] for o < OB, k < NQ: bias + sum_{c < C, i < NT} src[c cs + j + k W + off[i]] *
+// wp[(c 9 + tw[i]) O + o0 + o].
+template <int OB, int NQ, int NT>
+inline void conv_block(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, int64_t o0, const Taps& tp,
+                       const float* bias, float* out, int64_t ostride, int64_t j) {
   vf acc[NQ][OB];
 #pragma GCC unroll 8
   for (int o = 0; o < OB; ++o) {
     const vf b = splat(bias ? bias[o0 + o] : 0.0f);
 #pragma GCC unroll 6
-    for (int n = 0; n < NQ; ++n) acc[n][o] = b;
+    for (int k = 0; k < NQ; ++k) acc[k][o] = b;
   }
-  int64_t d[kTaps];
-  for (int t = 0; t < kTaps; ++t) d[t] = g.d[t];
+  int64_t off[NT], wo[NT];
+  for (int i = 0; i < NT; ++i) off[i] = tp.off[i] + j, wo[i] = tp.tw[i] * O + o0;
   for (int64_t c = 0; c < C; ++c) {
-    const float* src = pl + c * g.PL + g.q0 + j;
-    const float* wc = wp + c * kTaps * O + o0;
+    const float* s = src + c * cs;
+    const float* wc = wp + c * kTaps * O;
 #pragma GCC unroll 9
-    for (int t = 0; t < kTaps; ++t) {
+    for (int i = 0; i < NT; ++i) {
       vf v[NQ];
 #pragma GCC unroll 6
-      for (int n = 0; n < NQ; ++n) v[n] = load_reg(src + d[t] + n * W);
+      for (int k = 0; k < NQ; ++k) v[k] = load_reg(s + off[i] + k * W);
 #pragma GCC unroll 8
       for (int o = 0; o < OB; ++o) {
-        const vf wv = splat(wc[t * O + o]);
+        const vf wv = splat(wc[wo[i] + o]);
 #pragma GCC unroll 6
-        for (int n = 0; n < NQ; ++n) acc[n][o] += v[n] * wv;
+        for (int k = 0; k < NQ; ++k) acc[k][o] += v[k] * wv;
       }
     }
   }
 #pragma GCC unroll 8
   for (int o = 0; o < OB; ++o)
 #pragma GCC unroll 6
-    for (int n = 0; n < NQ; ++n) store(out + (o0 + o) * g.span + j + n * W, acc[n][o]);
+    for (int k = 0; k < NQ; ++k) store(out + (o0 + o) * ostride + j + k * W, acc[k][o]);
 }
 
-// Every vector of output channels [o0, o0 + OB).
-template <int OB>
-void conv_channels(const float* pl, int64_t C, const float* wp, int64_t O, int64_t o0, const float* bias,
-                   const Planes& g, float* out) {
+// nvec vectors of output channels [o0, o0 + OB).
+template <int OB, int NT>
+void conv_channels(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, int64_t o0, const Taps& tp,
+                   const float* bias, float* out, int64_t ostride, int64_t nvec) {
   constexpr int NQ = nq_for<OB>();
   int64_t v = 0;
-  for (; v + NQ <= g.nvec; v += NQ) conv_block<OB, NQ>(pl, C, wp, O, o0, bias, g, out, v * W);
-  if (NQ > 2 && v + 2 <= g.nvec) {
-    conv_block<OB, (NQ > 2 ? 2 : 1)>(pl, C, wp, O, o0, bias, g, out, v * W);
+  for (; v + NQ <= nvec; v += NQ) conv_block<OB, NQ, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
+  if (NQ > 2 && v + 2 <= nvec) {
+    conv_block<OB, (NQ > 2 ? 2 : 1), NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
     v += NQ > 2 ? 2 : 1;
   }
-  for (; v < g.nvec; ++v) conv_block<OB, 1>(pl, C, wp, O, o0, bias, g, out, v * W);
+  for (; v < nvec; ++v) conv_block<OB, 1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
 }
 
-// out [O][span] = the convolution of planes pl [C][PL] with wp [C, 9, O] (+ bias): output channels in blocks of kOB,
-// then 4 / 2 / 1.
-void conv_planar(const float* pl, int64_t C, const float* wp, int64_t O, const float* bias, const Planes& g,
-                 float* out) {
+// out [O][ostride], positions [0, nvec W) = the convolution of the planes src (C channels, stride cs) with the taps tp
+// and the weights wp [C, 9, O] (+ bias): output channels in blocks of kOB, then 4 / 2 / 1.
+template <int NT>
+void conv_taps(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, const Taps& tp, const float* bias,
+               float* out, int64_t ostride, int64_t nvec) {
   int64_t o0 = 0;
-  for (; o0 + kOB <= O; o0 += kOB) conv_channels<kOB>(pl, C, wp, O, o0, bias, g, out);
+  for (; o0 + kOB <= O; o0 += kOB) conv_channels<kOB, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
   if (kOB > 4 && o0 + 4 <= O) {
-    conv_channels<4>(pl, C, wp, O, o0, bias, g, out);
+    conv_channels<4, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
     o0 += 4;
   }
   if (o0 + 2 <= O) {
-    conv_channels<2>(pl, C, wp, O, o0, bias, g, out);
+    conv_channels<2, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
     o0 += 2;
   }
-  if (o0 < O) conv_channels<1>(pl, C, wp, O, o0, bias, g, out);
+  if (o0 < O) conv_channels<1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
 }
 
-// part[((o0 + k) C + c) 9 + t] += sum over n images' vectors of x-plane c at tap t times dy-plane o0 + k, k < WB.
-// Image i's planes: gp + i * gimg (dy, [O][PL]) and xp + i * ximg (x, [C][PL]). part holds one vector (W floats) per
+void conv_planar(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, const Taps& tp,
+                 const float* bias, float* out, int64_t ostride, int64_t nvec) {
+  switch (tp.n) {
+    case 9: return conv_taps<9>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
+    case 4: return conv_taps<4>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
+    case 2: return conv_taps<2>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
+    default: return conv_taps<1>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
+  }
+}
+
+// ---- geometry of one problem ---------------------------------------------------------------------------------------
+struct Geom {
+  Layout x;               // the input's planes
+  Layout g;               // dy's planes: one phase, dy pixel (oh, ow) at (oh + 2) P + ow + 2
+  int64_t span, nvec;     // forward / weight-gradient positions [0, span), span = nvec W
+  int64_t gq;             // dy's position 0 in its plane: 2 P + 2
+  Taps fwd;               // the forward's 9 taps
+  Taps dx[4];             // the input gradient's taps per phase a S + b
+  int64_t dx_u0[4], dx_nvec[4], dx_span;  // each phase's first position and vectors; the widest span
+  explicit Geom(const Shape& s) {
+    const int64_t S = s.stride, P = s.Wo + 2;
+    x = {S, s.pad_top, s.pad_left, P, round16((s.Ho + 2 / S) * P + W)};
+    g = {1, 2, 2, P, round16((s.Ho + 3) * P + W)};
+    gq = 2 * P + 2;
+    nvec = vectors((s.Ho - 1) * P + s.Wo);
+    span = nvec * W;
+    fwd.n = kTaps;
+    for (int t = 0; t < kTaps; ++t) {
+      const int kh = t / 3, kw = t % 3;
+      fwd.tw[t] = t;
+      fwd.off[t] = ((kh % S) * S + kw % S) * x.PL + (kh / S) * P + kw / S;
+    }
+    dx_span = 0;
+    for (int64_t a = 0; a < S; ++a)
+      for (int64_t b = 0; b < S; ++b) {
+        Taps& tp = dx[a * S + b];
+        tp.n = 0;
+        for (int t = 0; t < kTaps; ++t) {
+          const int kh = t / 3, kw = t % 3;
+          if (kh % S != a || kw % S != b) continue;
+          tp.tw[tp.n] = t;
+          tp.off[tp.n++] = (2 - kh / S) * P + 2 - kw / S;
+        }
+        // the phase's pixel rows and columns: i from (first ih + pt) / S to (last ih + pt) / S, likewise j
+        const int64_t ih0 = ((a - s.pad_top) % S + S) % S, iw0 = ((b - s.pad_left) % S + S) % S;
+        const int64_t ih1 = ih0 + (s.H - 1 - ih0) / S * S, iw1 = iw0 + (s.W - 1 - iw0) / S * S;
+        const int64_t u0 = ((ih0 + s.pad_top) / S) * P + (iw0 + s.pad_left) / S;
+        const int64_t u1 = ((ih1 + s.pad_top) / S) * P + (iw1 + s.pad_left) / S;
+        dx_u0[a * S + b] = u0;
+        dx_nvec[a * S + b] = ih0 < s.H && iw0 < s.W ? vectors(u1 - u0 + 1) : 0;
+        dx_span = std::max(dx_span, dx_nvec[a * S + b] * W);
+      }
+  }
+};
+
+// ---- weight gradient ---------------------------------------------------------------------------------------------
+// part[((o0 + k) C + c) 9 + t] += sum over n images' positions of dy-plane o0 + k times x-plane c at tap t, k < WB.
+// Image i's planes: gp + i * gimg (dy, from its position 0) and xp + i * ximg (x). part holds one vector (W floats) per
 // (o, c, tap): with several images per call the accumulators stay in registers longer (an 8x8 map is only 5 vectors).
 template <int WB>
 inline void wgrad_block(const float* gp, int64_t gimg, const float* xp, int64_t ximg, int64_t n, int64_t C, int64_t o0,
-                        int64_t c, const Planes& g, float* part) {
+                        int64_t c, const Geom& g, float* part) {
   vf acc[WB][kTaps];
 #pragma GCC unroll 2
   for (int k = 0; k < WB; ++k)
 #pragma GCC unroll 9
     for (int t = 0; t < kTaps; ++t) acc[k][t] = splat(0.0f);
   int64_t d[kTaps];
-  for (int t = 0; t < kTaps; ++t) d[t] = g.d[t];
+  for (int t = 0; t < kTaps; ++t) d[t] = g.fwd.off[t];
   for (int64_t i = 0; i < n; ++i) {
-    const float* xs = xp + i * ximg + c * g.PL + g.q0;
-    const float* gs = gp + i * gimg + o0 * g.PL + g.q0;
+    const float* xs = xp + i * ximg + c * g.x.cs();
+    const float* gs = gp + i * gimg + o0 * g.g.PL;
     for (int64_t j = 0; j < g.span; j += W) {
       vf gv[WB];
 #pragma GCC unroll 2
-      for (int k = 0; k < WB; ++k) gv[k] = load(gs + k * g.PL + j);  // zero at border columns and past the map
+      for (int k = 0; k < WB; ++k) gv[k] = load(gs + k * g.g.PL + j);  // zero at junk positions and past the map
 #pragma GCC unroll 9
       for (int t = 0; t < kTaps; ++t) {
         const vf xv = load_reg(xs + j + d[t]);
@@ -217,16 +298,18 @@ inline void wgrad_block(const float* gp, int64_t gimg, const float* xp, int64_t 
     }
 }
 
+// ---- entry points ------------------------------------------------------------------------------------------------
 void fwd(const float* x, const float* wp, const float* bias, float* y, const Shape& s, int64_t b0, int64_t b1) {
-  const Planes g(s.H, s.W);
-  const int64_t HW = s.H * s.W;
-  std::vector<float> buf(s.C * g.PL + s.O * g.span, 0.0f);  // planes [C][PL] (zero borders), then out [O][span]
+  const Geom g(s);
+  const int64_t xi = s.H * s.W * s.C, yi = s.Ho * s.Wo * s.O;
+  std::vector<float> buf(s.C * g.x.cs() + s.O * g.span, 0.0f);  // planes (zero where no pixel lands), then out [O][span]
   float* pl = buf.data();
-  float* out = pl + s.C * g.PL;
+  float* out = pl + s.C * g.x.cs();
+  const Layout ol = {1, 0, 0, g.x.P, 0};  // output position oh P + ow -> pixel (oh, ow)
   for (int64_t b = b0; b < b1; ++b) {
-    to_planes(x + b * HW * s.C, s.C, g, pl);
-    conv_planar(pl, s.C, wp, s.O, bias, g, out);
-    from_planar(out, s.O, g, y + b * HW * s.O);
+    to_planes(x + b * xi, s.C, s.H, s.W, g.x, pl);
+    conv_planar(pl, g.x.cs(), s.C, wp, s.O, g.fwd, bias, out, g.span, g.nvec);
+    from_phase(out, s.O, g.span, 0, ol, 0, 0, s.Ho, s.Wo, y + b * yi);
   }
 }
 
@@ -237,12 +320,13 @@ constexpr int64_t kMaxGroup = 8;
 
 void bwd(const float* dy, const float* x, const float* wt, float* dx, float* dw, float* db, const Shape& s, int64_t b0,
          int64_t b1) {
-  const Planes g(s.H, s.W);
-  const int64_t HW = s.H * s.W, C = s.C, O = s.O, gimg = O * g.PL, ximg = C * g.PL;
+  const Geom g(s);
+  const int64_t C = s.C, O = s.O, S = s.stride, xi = s.H * s.W * C, yi = s.Ho * s.Wo * O;
+  const int64_t gimg = O * g.g.PL, ximg = C * g.x.cs();
   const int64_t group = std::max<int64_t>(1, std::min<int64_t>(kMaxGroup, kGroupBytes / (4 * (gimg + ximg))));
-  // dy planes [group][O][PL] and x planes [group][C][PL] (zero borders), then the input gradient's planar result
-  // [C][span]
-  std::vector<float> buf(group * (gimg + ximg) + C * g.span, 0.0f);
+  // dy planes [group][O][PL], x planes [group][C][phases][PL] (zero where no pixel lands), then one phase of the input
+  // gradient [C][dx_span]
+  std::vector<float> buf(group * (gimg + ximg) + C * g.dx_span, 0.0f);
   float* gp = buf.data();
   float* xp = gp + group * gimg;
   float* out = xp + group * ximg;
@@ -252,22 +336,24 @@ void bwd(const float* dy, const float* x, const float* wt, float* dx, float* dw,
   for (int64_t b = b0; b < b1; b += group) {
     const int64_t n = std::min(group, b1 - b);
     for (int64_t i = 0; i < n; ++i) {
-      to_planes(dy + (b + i) * HW * O, O, g, gp + i * gimg);
-      to_planes(x + (b + i) * HW * C, C, g, xp + i * ximg);
-      if (dx) {
-        conv_planar(gp + i * gimg, O, wt, C, nullptr, g, out);
-        from_planar(out, C, g, dx + (b + i) * HW * C);
+      to_planes(dy + (b + i) * yi, O, s.Ho, s.Wo, g.g, gp + i * gimg);
+      to_planes(x + (b + i) * xi, C, s.H, s.W, g.x, xp + i * ximg);
+      if (!dx) continue;
+      for (int64_t ph = 0; ph < S * S; ++ph) {
+        if (g.dx_nvec[ph] == 0) continue;
+        conv_planar(gp + i * gimg + g.dx_u0[ph], g.g.PL, O, wt, C, g.dx[ph], nullptr, out, g.dx_span, g.dx_nvec[ph]);
+        from_phase(out, C, g.dx_span, g.dx_u0[ph], g.x, ph / S, ph % S, s.H, s.W, dx + (b + i) * xi);
       }
     }
     int64_t o0 = 0;
     for (; o0 + kWB <= O; o0 += kWB)
-      for (int64_t c = 0; c < C; ++c) wgrad_block<kWB>(gp, gimg, xp, ximg, n, C, o0, c, g, part.data());
+      for (int64_t c = 0; c < C; ++c) wgrad_block<kWB>(gp + g.gq, gimg, xp, ximg, n, C, o0, c, g, part.data());
     for (; o0 < O; ++o0)
-      for (int64_t c = 0; c < C; ++c) wgrad_block<1>(gp, gimg, xp, ximg, n, C, o0, c, g, part.data());
+      for (int64_t c = 0; c < C; ++c) wgrad_block<1>(gp + g.gq, gimg, xp, ximg, n, C, o0, c, g, part.data());
     for (int64_t o = 0; o < O; ++o) {
       vf acc = load(bpart + o * W);
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < g.span; j += W) acc += load(gp + i * gimg + o * g.PL + g.q0 + j);
+        for (int64_t j = 0; j < g.span; j += W) acc += load(gp + i * gimg + o * g.g.PL + g.gq + j);
       store(bpart + o * W, acc);
     }
   }
