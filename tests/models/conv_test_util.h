@@ -12,6 +12,23 @@
 
 namespace nfscale::models::test {
 
+// For the scope: a route's ISA forced (force(isa); force("") at the end) and its switch set (set(on); set(true) at the
+// end: the default the tests run under).
+struct ForceIsa {
+  void (*force)(const std::string&);
+  ForceIsa(void (*f)(const std::string&), const std::string& isa) : force(f) { force(isa); }
+  ~ForceIsa() { force(""); }
+  ForceIsa(const ForceIsa&) = delete;
+  ForceIsa& operator=(const ForceIsa&) = delete;
+};
+struct RouteSwitch {
+  void (*set)(bool);
+  RouteSwitch(void (*s)(bool), bool on) : set(s) { set(on); }
+  ~RouteSwitch() { set(true); }
+  RouteSwitch(const RouteSwitch&) = delete;
+  RouteSwitch& operator=(const RouteSwitch&) = delete;
+};
+
 // "generic", then "avx2" and "avx512" when this CPU runs them.
 inline std::vector<std::string> isas_this_cpu_runs() {
   std::vector<std::string> v = {"generic"};

@@ -24,15 +24,12 @@ using test::node_of;
 using test::rel;
 constexpr auto kCL = torch::MemoryFormat::ChannelsLast;
 
-// Forces one ISA for the scope.
-struct ForceIsa {
-  explicit ForceIsa(const std::string& isa) { force_conv3x3_isa(isa); }
-  ~ForceIsa() { force_conv3x3_isa(""); }
+// The route's ISA forced / its switch set for the scope.
+struct ForceIsa : test::ForceIsa {
+  explicit ForceIsa(const std::string& isa) : test::ForceIsa(force_conv3x3_isa, isa) {}
 };
-// Sets the route's switch for the scope (restores "on": the default the tests run under).
-struct Conv3x3Switch {
-  explicit Conv3x3Switch(bool on) { set_conv3x3_kernels(on); }
-  ~Conv3x3Switch() { set_conv3x3_kernels(true); }
+struct Conv3x3Switch : test::RouteSwitch {
+  explicit Conv3x3Switch(bool on) : test::RouteSwitch(set_conv3x3_kernels, on) {}
 };
 
 std::vector<std::string> isas() { return test::isas_this_cpu_runs(); }

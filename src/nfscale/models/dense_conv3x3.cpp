@@ -7,20 +7,14 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "nfscale/models/dense_conv3x3_kernels.h"
-#include "nfscale/models/fused_kernels.h"
-#include "nfscale/models/fused_ops.h"
-#include "nfscale/util/cpu_features.h"
-#include "nfscale/util/error.h"
+#include "nfscale/models/kernel_route.h"
 
 namespace nfscale::models {
 namespace {
@@ -31,34 +25,11 @@ using torch::autograd::variable_list;
 namespace d3 = dense3x3;
 constexpr auto kCL = at::MemoryFormat::ChannelsLast;
 
-// ---- ISA selection -------------------------------------------------------------------------------------------
-const d3::Table* table_named(const std::string& isa) {
-  const CpuFeatures& f = cpu_features();
-  if (isa == "generic") return &d3::table_generic();
-  if (isa == "avx2") return f.avx2 ? &d3::table_avx2() : nullptr;
-  if (isa == "avx512") return f.avx512 ? &d3::table_avx512() : nullptr;
-  return nullptr;
-}
-
-const d3::Table& checked_table(const std::string& isa) {
-  const d3::Table* t = table_named(isa);
-  if (!t)
-    throw UserError("dense conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
-  return *t;
-}
-
-// The fused element-wise kernels' choice (fused_kernels.h: widest supported, NFSCALE_FUSED_ISA narrows it).
-const d3::Table& default_table() {
-  static const d3::Table* t = table_named(fused::fused_kernel_table().isa);
-  return *t;
-}
-
-std::atomic<const d3::Table*> g_forced_table{nullptr};
-
-const d3::Table& table() {
-  const d3::Table* t = g_forced_table.load();
-  return t ? *t : default_table();
-}
+// ---- ISA selection and switch (kernel_route.h) -----------------------------------------------------------------
+double self_check(const d3::Table& k);
+KernelRoute<d3::Table> g_route("dense 3x3 conv", "NFSCALE_DENSE_CONV3X3", &d3::table_generic, &d3::table_avx2,
+                               &d3::table_avx512, &self_check);
+const d3::Table& table() { return g_route.table(); }
 
 // ---- geometry and packing ------------------------------------------------------------------------------------
 // TF 'SAME' for a 3-tap window along an extent n: (out, pad before).
@@ -229,8 +200,6 @@ double self_check(const d3::Table& k) {
   return worst;
 }
 
-std::atomic<int> g_override{-1};  // -1: not set, 0/1: set_dense_conv3x3_kernels
-
 bool bf16_autocast() {
   return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
 }
@@ -260,7 +229,7 @@ bool dense_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, int6
   struct Rule {
     int64_t in, out, lo, hi;
   };
-  constexpr Rule kStride1 = {8, 8, 4, 16}, kStride2 = {8, 16, 8, 32};
+  constexpr Rule kStride1 = {8, 8, 4, 16}, kStride2 = {8, 8, 8, 32};
   if (kernel != 3 || (stride != 1 && stride != 2) || groups != 1) return false;
   const Rule& r = stride == 1 ? kStride1 : kStride2;
   if (in_channels > r.in || out_channels > r.out) return false;
@@ -271,32 +240,10 @@ bool dense_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, int6
   return extent_ok(x.size(2)) && extent_ok(x.size(3)) && x.is_contiguous(kCL) && dense_conv3x3_kernels_enabled();
 }
 
-bool dense_conv3x3_kernels_enabled() {
-  if (!fused_ops_enabled()) return false;
-  const int o = g_override.load();
-  if (o >= 0) return o == 1;
-  static const bool by_default = [] {
-    const char* env = std::getenv("NFSCALE_DENSE_CONV3X3");
-    if (env && std::string(env) == "0") return false;
-    const double err = self_check(default_table());
-    if (!(err <= 1.0)) {
-      std::fprintf(stderr, "[nfscale] %s dense 3x3 conv kernels failed their self-check (error %.3g x tolerance); "
-                           "using oneDNN's convolutions\n", default_table().isa, err);
-      return false;
-    }
-    return true;
-  }();
-  return by_default;
-}
-
-void set_dense_conv3x3_kernels(bool enabled) { g_override.store(enabled ? 1 : 0); }
-
-std::string dense_conv3x3_isa() { return table().isa; }
-
-void force_dense_conv3x3_isa(const std::string& isa) {
-  g_forced_table.store(isa.empty() ? nullptr : &checked_table(isa));
-}
-
-double dense_conv3x3_self_check_error(const std::string& isa) { return self_check(checked_table(isa)); }
+bool dense_conv3x3_kernels_enabled() { return g_route.enabled(); }
+void set_dense_conv3x3_kernels(bool enabled) { g_route.set(enabled); }
+std::string dense_conv3x3_isa() { return g_route.table().isa; }
+void force_dense_conv3x3_isa(const std::string& isa) { g_route.force(isa); }
+double dense_conv3x3_self_check_error(const std::string& isa) { return g_route.self_check_error(isa); }
 
 }  // namespace nfscale::models

@@ -18,13 +18,13 @@ torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, cons
 
 // Whether WSConv2d routes a conv (kernel, stride, groups, channels in -> out) over x to dense_conv3x3: 3x3, one group,
 // x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, the route on
-// (dense_conv3x3_kernels_enabled()), and a shape measured faster than oneDNN (batch 128, one thread, forward +
-// backward, CPU time; docs/performance.md "Issue 12, session 8"):
-// - stride 1: in, out <= 8 channels, H and W in [4, 16]: 8 -> 8 at 16x16, 8x8 and 4x4 and 4 -> 4 at 8x8 run 1.5-3x
-//   faster. 16 -> 16 at 8x8 (mini-F0's first stage) runs at 0.75x of oneDNN, whose kernels fill a 16-channel vector,
-//   so it stays there;
-// - stride 2: in <= 8, out <= 16 channels, H and W in [8, 32]: the stems' 1 -> 8 at 32x32 (5x) and 8 -> 4 / 8 / 16
-//   at 16x16 (1.15-1.9x).
+// (dense_conv3x3_kernels_enabled()), and a shape measured faster than oneDNN (WSConv2d forward + backward, batch 128,
+// one thread, CPU time: bench_fused BM_DenseConv3x3; docs/performance.md "Issue 12, session 8"):
+// - stride 1: in, out <= 8 channels, H and W in [4, 16]: 8 -> 8 at 16x16 and 8x8 1.45x, 4x4 1.3x, 4 -> 4 at 8x8 2.4x.
+//   16 -> 16 at 8x8 (mini-F0's first stage) stays on oneDNN, whose kernels fill a 16-channel vector there (~100
+//   GFLOP/s, 0.7x for these kernels);
+// - stride 2: in, out <= 8 channels, H and W in [8, 32]: the stems' 1 -> 8 at 32x32 (1.5x) and 8 -> 4 / 8 at 16x16
+//   (1.4-1.5x). 8 -> 16 at 16x16 (mini's stem exit) measured 0.94x and stays on oneDNN.
 bool dense_conv3x3_applies(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
                            int64_t out_channels);
 

@@ -7,18 +7,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <vector>
 
 #include "nfscale/models/conv3x3_kernels.h"
-#include "nfscale/models/fused_kernels.h"
-#include "nfscale/models/fused_ops.h"
-#include "nfscale/util/cpu_features.h"
-#include "nfscale/util/error.h"
+#include "nfscale/models/kernel_route.h"
 
 namespace nfscale::models {
 namespace {
@@ -29,27 +23,11 @@ using torch::autograd::variable_list;
 namespace c3 = conv3x3;
 constexpr auto kCL = at::MemoryFormat::ChannelsLast;
 
-// ---- ISA selection -------------------------------------------------------------------------------------------
-const c3::Table* table_named(const std::string& isa) {
-  const CpuFeatures& f = cpu_features();
-  if (isa == "generic") return &c3::table_generic();
-  if (isa == "avx2") return f.avx2 ? &c3::table_avx2() : nullptr;
-  if (isa == "avx512") return f.avx512 ? &c3::table_avx512() : nullptr;
-  return nullptr;
-}
-
-// The fused element-wise kernels' choice (fused_kernels.h: widest supported, NFSCALE_FUSED_ISA narrows it).
-const c3::Table& default_table() {
-  static const c3::Table* t = table_named(fused::fused_kernel_table().isa);
-  return *t;
-}
-
-std::atomic<const c3::Table*> g_forced_table{nullptr};
-
-const c3::Table& table() {
-  const c3::Table* t = g_forced_table.load();
-  return t ? *t : default_table();
-}
+// ---- ISA selection and switch (kernel_route.h) -----------------------------------------------------------------
+double self_check(const c3::Table& k);
+KernelRoute<c3::Table> g_route("3x3 conv", "NFSCALE_CONV3X3", &c3::table_generic, &c3::table_avx2,
+                               &c3::table_avx512, &self_check);
+const c3::Table& table() { return g_route.table(); }
 
 // ---- geometry and packing ------------------------------------------------------------------------------------
 c3::Shape shape_of(const Tensor& x, int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w) {
@@ -235,8 +213,6 @@ double self_check(const c3::Table& k) {
   return worst;
 }
 
-std::atomic<int> g_override{-1};  // -1: not set, 0/1: set_conv3x3_kernels
-
 bool bf16_autocast() {
   return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
 }
@@ -271,42 +247,10 @@ bool grouped_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, in
   return out_pixels <= kConv3x3MaxOutputPixels && x.is_contiguous(kCL) && conv3x3_kernels_enabled();
 }
 
-bool conv3x3_kernels_enabled() {
-  if (!fused_ops_enabled()) return false;
-  const int o = g_override.load();
-  if (o >= 0) return o == 1;
-  static const bool by_default = [] {
-    const char* env = std::getenv("NFSCALE_CONV3X3");
-    if (env && std::string(env) == "0") return false;
-    const double err = self_check(default_table());
-    if (!(err <= 1.0)) {
-      std::fprintf(stderr, "[nfscale] %s 3x3 conv kernels failed their self-check (error %.3g x tolerance); using "
-                           "oneDNN's convolutions\n", default_table().isa, err);
-      return false;
-    }
-    return true;
-  }();
-  return by_default;
-}
-
-void set_conv3x3_kernels(bool enabled) { g_override.store(enabled ? 1 : 0); }
-
-std::string conv3x3_isa() { return table().isa; }
-
-void force_conv3x3_isa(const std::string& isa) {
-  if (isa.empty()) {
-    g_forced_table.store(nullptr);
-    return;
-  }
-  const c3::Table* t = table_named(isa);
-  if (!t) throw UserError("conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
-  g_forced_table.store(t);
-}
-
-double conv3x3_self_check_error(const std::string& isa) {
-  const c3::Table* t = table_named(isa);
-  if (!t) throw UserError("conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
-  return self_check(*t);
-}
+bool conv3x3_kernels_enabled() { return g_route.enabled(); }
+void set_conv3x3_kernels(bool enabled) { g_route.set(enabled); }
+std::string conv3x3_isa() { return g_route.table().isa; }
+void force_conv3x3_isa(const std::string& isa) { g_route.force(isa); }
+double conv3x3_self_check_error(const std::string& isa) { return g_route.self_check_error(isa); }
 
 }  // namespace nfscale::models
