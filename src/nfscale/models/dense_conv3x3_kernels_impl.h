@@ -7,7 +7,8 @@
 // pitch P = Wo + 2 (two zero columns after every output row), zero everywhere no pixel lands. A position is
 // row * P + column; the convolution's output (oh, ow) is position oh P + ow, and its tap (kh, kw) reads phase
 // (kh % S, kw % S) at position + (kh / S) P + kw / S: every tap of every lane is one unaligned load at a fixed offset,
-// and the two junk columns per row are computed and dropped.
+// and the two junk columns per row are computed and dropped (unless a row is exactly one vector wide: then the vectors
+// step by rows and there is no junk).
 // Backward. dy goes to one plane per channel at (oh + 2, ow + 2) (two zero rows and columns before). The weight
 // gradient is the dot product of dy's positions with each tap's shifted x plane; the input gradient of phase (a, b) is a
 // convolution of the dy planes with the taps kh % S = a, kw % S = b at offsets (2 - kh / S) P + 2 - kw / S, scattered
@@ -212,11 +213,11 @@ struct Taps {
   int64_t off[kTaps];
 };
 
-// out[(o0 + o) ostride + j + k W] for o < OB, k < NQ: bias + sum_{c < C, i < NT} src[c cs + j + k W + off[i]] *
-// wp[(c 9 + tw[i]) O + o0 + o].
+// out[(o0 + o) ostride + j + k step ...] for o < OB, k < NQ: bias + sum_{c < C, i < NT} src[c cs + j + k step + off[i]
+// ...] * wp[(c 9 + tw[i]) O + o0 + o].
 template <int OB, int NQ, int NT>
 inline void conv_block(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, int64_t o0, const Taps& tp,
-                       const float* bias, float* out, int64_t ostride, int64_t j) {
+                       const float* bias, float* out, int64_t ostride, int64_t j, int64_t step) {
   vf acc[NQ][OB];
 #pragma GCC unroll 8
   for (int o = 0; o < OB; ++o) {
@@ -233,7 +234,7 @@ inline void conv_block(const float* src, int64_t cs, int64_t C, const float* wp,
     for (int i = 0; i < NT; ++i) {
       vf v[NQ];
 #pragma GCC unroll 6
-      for (int k = 0; k < NQ; ++k) v[k] = load_reg(s + off[i] + k * W);
+      for (int k = 0; k < NQ; ++k) v[k] = load_reg(s + off[i] + k * step);
 #pragma GCC unroll 8
       for (int o = 0; o < OB; ++o) {
         const vf wv = splat(wc[wo[i] + o]);
@@ -245,48 +246,67 @@ inline void conv_block(const float* src, int64_t cs, int64_t C, const float* wp,
 #pragma GCC unroll 8
   for (int o = 0; o < OB; ++o)
 #pragma GCC unroll 6
-    for (int k = 0; k < NQ; ++k) store(out + (o0 + o) * ostride + j + k * W, acc[k][o]);
+    for (int k = 0; k < NQ; ++k) store(out + (o0 + o) * ostride + j + k * step, acc[k][o]);
 }
 
-// nvec vectors of output channels [o0, o0 + OB).
+// The vectors of a set of positions: vector v covers [v step, v step + W). step = W: every position from 0 on (a row's
+// two junk positions included); step = P: one vector per row, when a row is exactly W pixels (no junk).
+struct Run {
+  int64_t nvec = 0, step = W;
+  int64_t span() const { return nvec ? (nvec - 1) * step + W : 0; }  // positions the vectors reach
+  // rows x cols pixels at pitch P
+  static Run of(int64_t rows, int64_t cols, int64_t P) {
+    Run r;
+    if (cols == W) {
+      r.nvec = rows;
+      r.step = P;
+    } else {
+      r.nvec = vectors((rows - 1) * P + cols);
+    }
+    return r;
+  }
+};
+
+// The vectors of run r for output channels [o0, o0 + OB).
 template <int OB, int NT>
 void conv_channels(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, int64_t o0, const Taps& tp,
-                   const float* bias, float* out, int64_t ostride, int64_t nvec) {
+                   const float* bias, float* out, int64_t ostride, const Run& r) {
   constexpr int NQ = nq_for<OB>();
   int64_t v = 0;
-  for (; v + NQ <= nvec; v += NQ) conv_block<OB, NQ, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
-  if (NQ > 2 && v + 2 <= nvec) {
-    conv_block<OB, (NQ > 2 ? 2 : 1), NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
+  for (; v + NQ <= r.nvec; v += NQ)
+    conv_block<OB, NQ, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * r.step, r.step);
+  if (NQ > 2 && v + 2 <= r.nvec) {
+    conv_block<OB, (NQ > 2 ? 2 : 1), NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * r.step, r.step);
     v += NQ > 2 ? 2 : 1;
   }
-  for (; v < nvec; ++v) conv_block<OB, 1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * W);
+  for (; v < r.nvec; ++v) conv_block<OB, 1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, v * r.step, r.step);
 }
 
-// out [O][ostride], positions [0, nvec W) = the convolution of the planes src (C channels, stride cs) with the taps tp
+// out [O][ostride], the positions of run r = the convolution of the planes src (C channels, stride cs) with the taps tp
 // and the weights wp [C, 9, O] (+ bias): output channels in blocks of kOB, then 4 / 2 / 1.
 template <int NT>
 void conv_taps(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, const Taps& tp, const float* bias,
-               float* out, int64_t ostride, int64_t nvec) {
+               float* out, int64_t ostride, const Run& r) {
   int64_t o0 = 0;
-  for (; o0 + kOB <= O; o0 += kOB) conv_channels<kOB, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
+  for (; o0 + kOB <= O; o0 += kOB) conv_channels<kOB, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, r);
   if (kOB > 4 && o0 + 4 <= O) {
-    conv_channels<4, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
+    conv_channels<4, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, r);
     o0 += 4;
   }
   if (o0 + 2 <= O) {
-    conv_channels<2, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
+    conv_channels<2, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, r);
     o0 += 2;
   }
-  if (o0 < O) conv_channels<1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, nvec);
+  if (o0 < O) conv_channels<1, NT>(src, cs, C, wp, O, o0, tp, bias, out, ostride, r);
 }
 
 void conv_planar(const float* src, int64_t cs, int64_t C, const float* wp, int64_t O, const Taps& tp,
-                 const float* bias, float* out, int64_t ostride, int64_t nvec) {
+                 const float* bias, float* out, int64_t ostride, const Run& r) {
   switch (tp.n) {
-    case 9: return conv_taps<9>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
-    case 4: return conv_taps<4>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
-    case 2: return conv_taps<2>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
-    default: return conv_taps<1>(src, cs, C, wp, O, tp, bias, out, ostride, nvec);
+    case 9: return conv_taps<9>(src, cs, C, wp, O, tp, bias, out, ostride, r);
+    case 4: return conv_taps<4>(src, cs, C, wp, O, tp, bias, out, ostride, r);
+    case 2: return conv_taps<2>(src, cs, C, wp, O, tp, bias, out, ostride, r);
+    default: return conv_taps<1>(src, cs, C, wp, O, tp, bias, out, ostride, r);
   }
 }
 
@@ -294,18 +314,18 @@ void conv_planar(const float* src, int64_t cs, int64_t C, const float* wp, int64
 struct Geom {
   Layout x;               // the input's planes
   Layout g;               // dy's planes: one phase, dy pixel (oh, ow) at (oh + 2) P + ow + 2
-  int64_t span, nvec;     // forward / weight-gradient positions [0, span), span = nvec W
+  Run run;                // forward / weight-gradient vectors
   int64_t gq;             // dy's position 0 in its plane: 2 P + 2
   Taps fwd;               // the forward's 9 taps
   Taps dx[4];             // the input gradient's taps per phase a S + b
-  int64_t dx_u0[4], dx_nvec[4], dx_span;  // each phase's first position and vectors; the widest span
+  int64_t dx_u0[4], dx_span;  // each phase's first position; the widest reach of the phases' runs
+  Run dx_run[4];
   explicit Geom(const Shape& s) {
     const int64_t S = s.stride, P = s.Wo + 2;
     x = {S, s.pad_top, s.pad_left, P, round16((s.Ho + 2 / S) * P + W)};
     g = {1, 2, 2, P, round16((s.Ho + 3) * P + W)};
     gq = 2 * P + 2;
-    nvec = vectors((s.Ho - 1) * P + s.Wo);
-    span = nvec * W;
+    run = Run::of(s.Ho, s.Wo, P);
     fwd.n = kTaps;
     for (int t = 0; t < kTaps; ++t) {
       const int kh = t / 3, kw = t % 3;
@@ -327,10 +347,9 @@ struct Geom {
         const int64_t ih0 = ((a - s.pad_top) % S + S) % S, iw0 = ((b - s.pad_left) % S + S) % S;
         const int64_t ih1 = ih0 + (s.H - 1 - ih0) / S * S, iw1 = iw0 + (s.W - 1 - iw0) / S * S;
         const int64_t u0 = ((ih0 + s.pad_top) / S) * P + (iw0 + s.pad_left) / S;
-        const int64_t u1 = ((ih1 + s.pad_top) / S) * P + (iw1 + s.pad_left) / S;
         dx_u0[a * S + b] = u0;
-        dx_nvec[a * S + b] = ih0 < s.H && iw0 < s.W ? vectors(u1 - u0 + 1) : 0;
-        dx_span = std::max(dx_span, dx_nvec[a * S + b] * W);
+        dx_run[a * S + b] = ih0 < s.H && iw0 < s.W ? Run::of((ih1 - ih0) / S + 1, (iw1 - iw0) / S + 1, P) : Run{};
+        dx_span = std::max(dx_span, dx_run[a * S + b].span());
       }
   }
 };
@@ -352,7 +371,8 @@ inline void wgrad_block(const float* gp, int64_t gimg, const float* xp, int64_t 
   for (int64_t i = 0; i < n; ++i) {
     const float* xs = xp + i * ximg + c * g.x.cs();
     const float* gs = gp + i * gimg + o0 * g.g.PL;
-    for (int64_t j = 0; j < g.span; j += W) {
+    for (int64_t v = 0; v < g.run.nvec; ++v) {
+      const int64_t j = v * g.run.step;
       vf gv[WB];
 #pragma GCC unroll 2
       for (int k = 0; k < WB; ++k) gv[k] = load(gs + k * g.g.PL + j);  // zero at junk positions and past the map
@@ -377,14 +397,15 @@ inline void wgrad_block(const float* gp, int64_t gimg, const float* xp, int64_t 
 void fwd(const float* x, const float* wp, const float* bias, float* y, const Shape& s, int64_t b0, int64_t b1) {
   const Geom g(s);
   const int64_t xi = s.H * s.W * s.C, yi = s.Ho * s.Wo * s.O;
-  std::vector<float> buf(s.C * g.x.cs() + s.O * g.span, 0.0f);  // planes (zero where no pixel lands), then out [O][span]
+  const int64_t span = g.run.span();
+  std::vector<float> buf(s.C * g.x.cs() + s.O * span, 0.0f);  // planes (zero where no pixel lands), then out [O][span]
   float* pl = buf.data();
   float* out = pl + s.C * g.x.cs();
   const Layout ol = {1, 0, 0, g.x.P, 0};  // output position oh P + ow -> pixel (oh, ow)
   for (int64_t b = b0; b < b1; ++b) {
     to_planes(x + b * xi, s.C, s.H, s.W, g.x, pl);
-    conv_planar(pl, g.x.cs(), s.C, wp, s.O, g.fwd, bias, out, g.span, g.nvec);
-    from_phase(out, s.O, g.span, 0, ol, 0, 0, s.Ho, s.Wo, y + b * yi);
+    conv_planar(pl, g.x.cs(), s.C, wp, s.O, g.fwd, bias, out, span, g.run);
+    from_phase(out, s.O, span, 0, ol, 0, 0, s.Ho, s.Wo, y + b * yi);
   }
 }
 
@@ -415,8 +436,8 @@ void bwd(const float* dy, const float* x, const float* wt, float* dx, float* dw,
       to_planes(x + (b + i) * xi, C, s.H, s.W, g.x, xp + i * ximg);
       if (!dx) continue;
       for (int64_t ph = 0; ph < S * S; ++ph) {
-        if (g.dx_nvec[ph] == 0) continue;
-        conv_planar(gp + i * gimg + g.dx_u0[ph], g.g.PL, O, wt, C, g.dx[ph], nullptr, out, g.dx_span, g.dx_nvec[ph]);
+        if (g.dx_run[ph].nvec == 0) continue;
+        conv_planar(gp + i * gimg + g.dx_u0[ph], g.g.PL, O, wt, C, g.dx[ph], nullptr, out, g.dx_span, g.dx_run[ph]);
         from_phase(out, C, g.dx_span, g.dx_u0[ph], g.x, ph / S, ph % S, s.H, s.W, dx + (b + i) * xi);
       }
     }
@@ -428,7 +449,7 @@ void bwd(const float* dy, const float* x, const float* wt, float* dx, float* dw,
     for (int64_t o = 0; o < O; ++o) {
       vf acc = load(bpart + o * W);
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < g.span; j += W) acc += load(gp + i * gimg + o * g.g.PL + g.gq + j);
+        for (int64_t v = 0; v < g.run.nvec; ++v) acc += load(gp + i * gimg + o * g.g.PL + g.gq + v * g.run.step);
       store(bpart + o * W, acc);
     }
   }
