@@ -12,19 +12,19 @@
 
 namespace nfscale::models::test {
 
-// For the scope: a route's ISA forced (force(isa); force("") at the end) and its switch set (set(on); set(true) at the
+// For the scope: a route's ISA forced (Force(isa); Force("") at the end) and its switch set (Set(on); Set(true) at the
 // end: the default the tests run under).
+template <void (*Force)(const std::string&)>
 struct ForceIsa {
-  void (*force)(const std::string&);
-  ForceIsa(void (*f)(const std::string&), const std::string& isa) : force(f) { force(isa); }
-  ~ForceIsa() { force(""); }
+  explicit ForceIsa(const std::string& isa) { Force(isa); }
+  ~ForceIsa() { Force(""); }
   ForceIsa(const ForceIsa&) = delete;
   ForceIsa& operator=(const ForceIsa&) = delete;
 };
+template <void (*Set)(bool)>
 struct RouteSwitch {
-  void (*set)(bool);
-  RouteSwitch(void (*s)(bool), bool on) : set(s) { set(on); }
-  ~RouteSwitch() { set(true); }
+  explicit RouteSwitch(bool on) { Set(on); }
+  ~RouteSwitch() { Set(true); }
   RouteSwitch(const RouteSwitch&) = delete;
   RouteSwitch& operator=(const RouteSwitch&) = delete;
 };

@@ -27,13 +27,8 @@ using test::node_of;
 using test::rel;
 constexpr auto kCL = torch::MemoryFormat::ChannelsLast;
 
-// The route's ISA forced / its switch set for the scope.
-struct ForceIsa : test::ForceIsa {
-  explicit ForceIsa(const std::string& isa) : test::ForceIsa(force_dense_conv3x3_isa, isa) {}
-};
-struct DenseSwitch : test::RouteSwitch {
-  explicit DenseSwitch(bool on) : test::RouteSwitch(set_dense_conv3x3_kernels, on) {}
-};
+using ForceIsa = test::ForceIsa<force_dense_conv3x3_isa>;
+using DenseSwitch = test::RouteSwitch<set_dense_conv3x3_kernels>;
 
 struct Geometry {
   int64_t B, C, O, H, W, stride;

@@ -24,13 +24,8 @@ using test::node_of;
 using test::rel;
 constexpr auto kCL = torch::MemoryFormat::ChannelsLast;
 
-// The route's ISA forced / its switch set for the scope.
-struct ForceIsa : test::ForceIsa {
-  explicit ForceIsa(const std::string& isa) : test::ForceIsa(force_conv3x3_isa, isa) {}
-};
-struct Conv3x3Switch : test::RouteSwitch {
-  explicit Conv3x3Switch(bool on) : test::RouteSwitch(set_conv3x3_kernels, on) {}
-};
+using ForceIsa = test::ForceIsa<force_conv3x3_isa>;
+using Conv3x3Switch = test::RouteSwitch<set_conv3x3_kernels>;
 
 std::vector<std::string> isas() { return test::isas_this_cpu_runs(); }
 

@@ -3,7 +3,6 @@
 #include "nfscale/models/dense_conv3x3.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -169,7 +168,6 @@ class DenseConv3x3Fn : public torch::autograd::Function<DenseConv3x3Fn> {
 // sums of <= 9 C products of O(1) numbers; weight gradient sums over up to B Ho Wo pixels).
 double self_check(const d3::Table& k) {
   std::mt19937 rng(8765);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
   double worst = 0.0;
   struct Case {
     int64_t B, C, O, H, W, stride;
@@ -178,30 +176,21 @@ double self_check(const d3::Table& k) {
                         {3, 1, 8, 8, 10, 2}, {2, 8, 11, 7, 9, 2}, {3, 4, 16, 6, 5, 2}};
   for (const Case& c : cases) {
     const d3::Shape s = shape_of(torch::empty({c.B, c.C, c.H, c.W}), torch::empty({c.O, c.C, 3, 3}), c.stride);
-    const int64_t nx = s.B * s.H * s.W * s.C, ny = s.B * s.Ho * s.Wo * s.O, nw = s.O * s.C * 9;
-    std::vector<float> x(nx), w(nw), bias(s.O), dy(ny);
-    for (auto* v : {&x, &w, &bias, &dy})
-      for (auto& e : *v) e = nd(rng);
-    std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), bd(bias.begin(), bias.end()),
-        dyd(dy.begin(), dy.end()), yr(ny), dxr(nx), dwr(nw), dbr(s.O);
-    ref_fwd(xd.data(), wd.data(), bd.data(), yr.data(), s);
-    ref_bwd(dyd.data(), xd.data(), wd.data(), dxr.data(), dwr.data(), dbr.data(), s);
-    std::vector<float> y(ny), dx(nx), dw(nw), db(s.O);
-    const Tensor wt = torch::from_blob(w.data(), {s.O, s.C, 3, 3}, torch::kFloat);
-    kernel_fwd(k, x.data(), wt, bias.data(), y.data(), s);
-    kernel_bwd(k, dy.data(), x.data(), wt, dx.data(), dw.data(), db.data(), s);
-    const auto err = [&](const std::vector<float>& a, const std::vector<double>& r) {
-      double scale = 1.0;  // the tensor's largest reference magnitude (sums cancel: single elements can be ~0)
-      for (double v : r) scale = std::max(scale, std::abs(v));
-      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - r[i]) / (1e-5 * scale));
+    const auto ref = [&](const double* x, const double* w, const double* b, const double* dy, double* y, double* dx,
+                         double* dw, double* db) {
+      ref_fwd(x, w, b, y, s);
+      ref_bwd(dy, x, w, dx, dw, db, s);
     };
-    err(y, yr); err(dx, dxr); err(dw, dwr); err(db, dbr);
+    const auto kern = [&](const float* x, const float* w, const float* b, const float* dy, float* y, float* dx,
+                          float* dw, float* db) {
+      const Tensor wt = torch::from_blob(const_cast<float*>(w), {s.O, s.C, 3, 3}, torch::kFloat);
+      kernel_fwd(k, x, wt, b, y, s);
+      kernel_bwd(k, dy, x, wt, dx, dw, db, s);
+    };
+    worst = std::max(worst, self_check_problem(rng, s.B * s.H * s.W * s.C, s.O * s.C * 9, s.O,
+                                               s.B * s.Ho * s.Wo * s.O, ref, kern));
   }
   return worst;
-}
-
-bool bf16_autocast() {
-  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
 }
 
 }  // namespace
@@ -234,7 +223,7 @@ bool dense_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, int6
   const Rule& r = stride == 1 ? kStride1 : kStride2;
   if (in_channels > r.in || out_channels > r.out) return false;
   const auto st = x.scalar_type();
-  const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !bf16_autocast());
+  const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !cpu_bf16_autocast_on());
   if (!dtype_ok || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != in_channels) return false;
   const auto extent_ok = [&](int64_t n) { return n >= r.lo && n <= r.hi; };
   return extent_ok(x.size(2)) && extent_ok(x.size(3)) && x.is_contiguous(kCL) && dense_conv3x3_kernels_enabled();

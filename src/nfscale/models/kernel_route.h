@@ -1,13 +1,21 @@
 // kernel_route.h - what the direct convolution routes (grouped_conv3x3, dense_conv3x3) share: the run-time choice of a
 // kernel table among its AVX-512 / AVX2 / generic builds (the fused ops' choice, NFSCALE_FUSED_ISA narrows it; tests
-// force one), and the route's switch (on iff the fused ops are on, the route's env variable is not "0" and the chosen
-// kernels pass their self-check; a set_* call overrides the env, not the fused-ops switch).
+// force one), the route's switch (on iff the fused ops are on, the route's env variable is not "0" and the chosen
+// kernels pass their self-check; a set_* call overrides the env, not the fused-ops switch), the self-check's measure,
+// and the bf16-autocast test of their routing rules.
 #pragma once
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "nfscale/models/fused_kernels.h"
 #include "nfscale/models/fused_ops.h"
@@ -87,5 +95,35 @@ class KernelRoute {
   std::once_flag once_;
   bool by_default_ = false;        // written once under once_
 };
+
+// True inside a CPU autocast scope whose lower-precision dtype is bf16 (the routes keep oneDNN's bf16 convolutions).
+inline bool cpu_bf16_autocast_on() {
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+}
+
+// One self-check problem: x, w, bias and dy of nx, nw, nb and ny N(0, 1) numbers from rng, through the fp64 reference
+// ref(x, w, bias, dy, y, dx, dw, db) and the fp32 kernels kern(same, float) (y has ny, dx nx, dw nw, db nb elements);
+// returns max |kernel - reference| / (1e-5 x the tensor's largest reference magnitude, at least 1) over the four
+// outputs (sums cancel: single elements can be ~0).
+template <typename Ref, typename Kern>
+double self_check_problem(std::mt19937& rng, int64_t nx, int64_t nw, int64_t nb, int64_t ny, Ref ref, Kern kern) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(nx), w(nw), bias(nb), dy(ny);
+  for (auto* v : {&x, &w, &bias, &dy})
+    for (auto& e : *v) e = nd(rng);
+  std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), bd(bias.begin(), bias.end()),
+      dyd(dy.begin(), dy.end()), yr(ny), dxr(nx), dwr(nw), dbr(nb);
+  ref(xd.data(), wd.data(), bd.data(), dyd.data(), yr.data(), dxr.data(), dwr.data(), dbr.data());
+  std::vector<float> y(ny), dx(nx), dw(nw), db(nb);
+  kern(x.data(), w.data(), bias.data(), dy.data(), y.data(), dx.data(), dw.data(), db.data());
+  double worst = 0.0;
+  const auto err = [&](const std::vector<float>& a, const std::vector<double>& r) {
+    double scale = 1.0;
+    for (double v : r) scale = std::max(scale, std::abs(v));
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - r[i]) / (1e-5 * scale));
+  };
+  err(y, yr); err(dx, dxr); err(dw, dwr); err(db, dbr);
+  return worst;
+}
 
 }  // namespace nfscale::models
