@@ -1,5 +1,5 @@
 // dense_conv3x3.cpp - autograd function, fp64 reference loops, weight packing, ISA selection, self-check, switch and
-// route of the dense small-channel 3x3 / stride-1 convolution (dense_conv3x3.h, kernels: dense_conv3x3_kernels.h).
+// route of the dense small-channel 3x3 convolution, stride 1 or 2 (dense_conv3x3.h, kernels: dense_conv3x3_kernels.h).
 #include "nfscale/models/dense_conv3x3.h"
 
 #include <ATen/Parallel.h>
@@ -8,12 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
-#include <tuple>
-#include <utility>
 #include <vector>
 
 #include "nfscale/models/dense_conv3x3_kernels.h"
 #include "nfscale/models/kernel_route.h"
+#include "nfscale/models/layers.h"
 
 namespace nfscale::models {
 namespace {
@@ -31,18 +30,17 @@ KernelRoute<d3::Table> g_route("dense 3x3 conv", "NFSCALE_DENSE_CONV3X3", &d3::t
 const d3::Table& table() { return g_route.table(); }
 
 // ---- geometry and packing ------------------------------------------------------------------------------------
-// TF 'SAME' for a 3-tap window along an extent n: (out, pad before).
-std::pair<int64_t, int64_t> same(int64_t n, int64_t stride) {
-  const int64_t out = (n + stride - 1) / stride;
-  return {out, std::max<int64_t>((out - 1) * stride + 3 - n, 0) / 2};
-}
-
-d3::Shape shape_of(const Tensor& x, const Tensor& w, int64_t stride) {
+d3::Shape shape_of(int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t stride) {
   d3::Shape s;
-  s.B = x.size(0); s.C = x.size(1); s.H = x.size(2); s.W = x.size(3); s.O = w.size(0); s.stride = stride;
-  std::tie(s.Ho, s.pad_top) = same(s.H, stride);
-  std::tie(s.Wo, s.pad_left) = same(s.W, stride);
+  s.B = B; s.C = C; s.H = H; s.W = W; s.O = O; s.stride = stride;
+  const SamePad ph = same_padding(H, 3, stride), pw = same_padding(W, 3, stride);  // TF 'SAME', as WSConv2d pads
+  s.Ho = ph.out; s.pad_top = ph.before;
+  s.Wo = pw.out; s.pad_left = pw.before;
   return s;
+}
+// x [B, C, H, W], w [O, C, 3, 3]
+d3::Shape shape_of(const Tensor& x, const Tensor& w, int64_t stride) {
+  return shape_of(x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), stride);
 }
 
 // w [O, C, 3, 3] -> [C, 9, O] (forward) or [O, 9, C] (input gradient).
@@ -175,7 +173,7 @@ double self_check(const d3::Table& k) {
   const Case cases[] = {{3, 5, 15, 5, 7, 1}, {2, 8, 8, 4, 16, 1}, {3, 3, 1, 8, 8, 1}, {1, 16, 4, 6, 3, 1},
                         {3, 1, 8, 8, 10, 2}, {2, 8, 11, 7, 9, 2}, {3, 4, 16, 6, 5, 2}};
   for (const Case& c : cases) {
-    const d3::Shape s = shape_of(torch::empty({c.B, c.C, c.H, c.W}), torch::empty({c.O, c.C, 3, 3}), c.stride);
+    const d3::Shape s = shape_of(c.B, c.C, c.H, c.W, c.O, c.stride);
     const auto ref = [&](const double* x, const double* w, const double* b, const double* dy, double* y, double* dx,
                          double* dw, double* db) {
       ref_fwd(x, w, b, y, s);

@@ -1,7 +1,7 @@
-// dense_conv3x3.h - dense (ungrouped) 3x3, stride-1, SAME convolutions with few channels on channels_last fp32 maps
-// (the ladder stems' 8 -> 8 convs at 16x16, nano/micro-F0's 4- and 8-channel stages) as direct kernels
-// (dense_conv3x3_kernels.h) with a hand-written backward, instead of oneDNN, which runs these shapes at ~20 GFLOP/s on
-// one thread (docs/performance.md, issue 12 sessions 6 and 8); the switch; the route.
+// dense_conv3x3.h - dense (ungrouped) 3x3 SAME convolutions with few channels, stride 1 or 2, on channels_last fp32
+// maps (the ladder stems, nano/micro-F0's 4- and 8-channel stages) as direct kernels (dense_conv3x3_kernels.h) with a
+// hand-written backward, instead of oneDNN, which runs these shapes at 15-45 GFLOP/s on one thread (docs/performance.md,
+// issue 12 sessions 6 and 8); the switch; the route.
 #pragma once
 #include <torch/types.h>
 
@@ -11,7 +11,7 @@
 namespace nfscale::models {
 
 // y = conv2d(x, w, bias, stride) with TF 'SAME' zero padding (stride 1: one pixel on every side; stride 2: out =
-// ceil(in / 2), the odd pixel of padding after). x [B, C, H, W] (any strides; computed channels_last), w [O, C, 3, 3]
+// ceil(in / 2), padding 0 before and 1 after on even extents, 1 and 1 on odd ones). x [B, C, H, W] (any strides; computed channels_last), w [O, C, 3, 3]
 // (the standardised weight), bias [O] -> y [B, O, Ho, Wo] channels_last, x's dtype. fp32 runs the selected ISA's
 // kernels; fp64 runs scalar fp64 loops (the reference the gradient checks use). Gradients flow to x, w and bias.
 torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, int64_t stride);
@@ -20,11 +20,11 @@ torch::Tensor dense_conv3x3(const torch::Tensor& x, const torch::Tensor& w, cons
 // x fp32 (not under bf16 autocast) or fp64 on the CPU, channels_last-contiguous, the route on
 // (dense_conv3x3_kernels_enabled()), and a shape measured faster than oneDNN (WSConv2d forward + backward, batch 128,
 // one thread, CPU time: bench_fused BM_DenseConv3x3; docs/performance.md "Issue 12, session 8"):
-// - stride 1: in, out <= 8 channels, H and W in [4, 16]: 8 -> 8 at 16x16 and 8x8 1.45x, 4x4 1.3x, 4 -> 4 at 8x8 2.4x.
+// - stride 1: in, out <= 8 channels, H and W in [4, 16]: 8 -> 8 at 16x16 1.7x, 8x8 1.3x, 4x4 1.3x, 4 -> 4 at 8x8 2.1x.
 //   16 -> 16 at 8x8 (mini-F0's first stage) stays on oneDNN, whose kernels fill a 16-channel vector there (~100
-//   GFLOP/s, 0.7x for these kernels);
-// - stride 2: in, out <= 8 channels, H and W in [8, 32]: the stems' 1 -> 8 at 32x32 (1.5x) and 8 -> 4 / 8 at 16x16
-//   (1.4-1.5x). 8 -> 16 at 16x16 (mini's stem exit) measured 0.94x and stays on oneDNN.
+//   GFLOP/s; an early version of these kernels ran it at 0.75x);
+// - stride 2: in, out <= 8 channels, H and W in [8, 32]: the stems' 1 -> 8 at 32x32 (1.8x) and 8 -> 4 / 8 at 16x16
+//   (1.4x / 1.1x). 8 -> 16 at 16x16 (mini's stem exit) measured 0.94x and stays on oneDNN.
 bool dense_conv3x3_applies(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t groups, int64_t in_channels,
                            int64_t out_channels);
 
