@@ -1,7 +1,7 @@
 // bench_fused.cpp - the fused NFNet element-wise ops against their unfused ATen composition, forward + backward,
 // bf16 and fp32, channels_last, at a mini-F3-like activation size [128, 96, 8, 8] and an F0@64-like [32, 256, 16, 16].
-// Also the direct 3x3 / 16-channel-group convolutions against oneDNN at the mini ladder's shapes, and the fp32
-// channels_last training pass (forward + backward) of mini-F0 / mini-F3 @32 px with each route on or off.
+// Also the direct 3x3 / 16-channel-group convolutions and the dense small-channel 3x3 convolutions (the stems, nano /
+// micro-F0's first stages) against oneDNN at the ladders' shapes, and the fp32 channels_last training pass (forward + backward) of mini-F0 / mini-F3 @32 px with each route on or off.
 // Run: build-perf/bench/bench_fused --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // A/B on a shared machine (interleaved, one thread, as the study's workers run):
 //   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/bench/bench_fused --benchmark_filter='Conv3x3|Pass'
@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "nfscale/models/classifier.h"
+#include "nfscale/models/dense_conv3x3.h"
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/models/layers.h"
@@ -101,8 +102,37 @@ void BM_Conv3x3(benchmark::State& st) {
 BENCHMARK(BM_Conv3x3) CONV_SHAPES(0);
 BENCHMARK(BM_Conv3x3) CONV_SHAPES(1);
 
+// Dense small-channel 3x3 conv (WSConv2d, weight standardisation included), forward + backward, batch 128, fp32
+// channels_last; args: direct (0 oneDNN, 1 dense_conv3x3), in, out, input extent, stride.
+void BM_DenseConv3x3(benchmark::State& st) {
+  set_fused_ops(true);
+  set_dense_conv3x3_kernels(st.range(0) == 1);
+  const int64_t B = 128, C = st.range(1), O = st.range(2), H = st.range(3), S = st.range(4);
+  WSConv2d conv(C, O, 3, S);
+  auto x = to_channels_last(torch::randn({B, C, H, H})).requires_grad_(C > 1);  // [B, C, H, H]; the image: no grad
+  const int64_t Ho = (H + S - 1) / S;
+  auto g = to_channels_last(torch::randn({B, O, Ho, Ho}));
+  for (auto _ : st) {
+    conv->forward(x).backward(g);
+    if (C > 1) x.mutable_grad().reset();
+    conv->zero_grad();
+  }
+  set_dense_conv3x3_kernels(true);
+  st.counters["GFLOP/s"] = benchmark::Counter(3.0 * 2.0 * double(B * Ho * Ho * C * O * 9),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+// the stems (1 -> 8 stride 2 at 32 px, 8 -> 8 at 16x16, 8 -> 4 / 8 / 16 stride 2), nano-F0's 4 -> 4 at 8x8 and
+// 8 -> 8 at 4x4, micro-F0's 8 -> 8 at 8x8, and mini-F0's 16 -> 16 at 8x8 (not routed)
+#define DENSE_SHAPES(d)                                                                                          \
+  ->Args({d, 1, 8, 32, 2})->Args({d, 8, 8, 16, 1})->Args({d, 8, 4, 16, 2})->Args({d, 8, 8, 16, 2})             \
+      ->Args({d, 8, 16, 16, 2})->Args({d, 4, 4, 8, 1})->Args({d, 8, 8, 4, 1})->Args({d, 8, 8, 8, 1})            \
+      ->Args({d, 16, 16, 8, 1})->UseRealTime()->MinTime(0.3)
+BENCHMARK(BM_DenseConv3x3) DENSE_SHAPES(0);
+BENCHMARK(BM_DenseConv3x3) DENSE_SHAPES(1);
+
 // Forward + backward of a ladder member (fp32, channels_last, batch 128, 32 px, soft-target loss as the trainer's),
-// args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs, bit 2: fp32 pointwise GEMM).
+// args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs (grouped and dense), bit 2:
+// fp32 pointwise GEMM).
 void BM_Pass(benchmark::State& st) {
   const char* names[] = {"mini-F0", "mini-F3"};
   ModelConfig mc;
@@ -118,6 +148,7 @@ void BM_Pass(benchmark::State& st) {
   const int64_t routes = st.range(1);
   set_fused_ops(routes & 1);
   set_conv3x3_kernels(routes & 2);
+  set_dense_conv3x3_kernels(routes & 2);
   set_pointwise_gemm_fp32(routes & 4);
   for (auto _ : st) {
     model->zero_grad(/*set_to_none=*/true);
@@ -125,6 +156,7 @@ void BM_Pass(benchmark::State& st) {
   }
   set_fused_ops(true);
   set_conv3x3_kernels(true);
+  set_dense_conv3x3_kernels(true);
   set_pointwise_gemm_fp32(true);
   st.counters["img/s"] = benchmark::Counter(double(B), benchmark::Counter::kIsIterationInvariantRate);
 }

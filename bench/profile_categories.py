@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """profile_categories.py - sums a `perf record` profile of an nfscale process into the categories a training step
-spends CPU time on (oneDNN convolutions, OpenBLAS GEMMs, nfscale's fused and direct kernels, the optimiser, data
-loading, allocation, dispatch/autograd, start-up) and prints each one's share of the samples.
+spends CPU time on (oneDNN convolutions, OpenBLAS GEMMs, nfscale's fused and direct kernels (grouped, dense), the
+optimiser, data loading, allocation, dispatch/autograd, start-up) and prints each one's share of the samples.
 
     perf record -F 999 -o P.data nfscale --threads 1 train --model nano-F0 ... ; bench/profile_categories.py P.data
 
@@ -17,6 +17,7 @@ RULES = [
     ("oneDNN convolutions (JIT code + libdnnl)", lambda d, s: d.startswith("[JIT]") or "libdnnl" in d),
     ("OpenBLAS sgemm (pointwise convs as GEMM, SE, classifier)", lambda d, s: "openblas" in d or "libblas" in d),
     ("nfscale direct grouped 3x3 kernels", lambda d, s: "conv3x3::" in s),
+    ("nfscale dense small-channel 3x3 kernels (stems)", lambda d, s: "dense3x3::" in s),
     ("nfscale fused GELU", lambda d, s: "gelu_" in s and "fused::" in s),
     ("nfscale fused residual tail", lambda d, s: "tail_" in s and "fused::" in s),
     ("nfscale fused WS", lambda d, s: "StandardizeWeight" in s),

@@ -12,34 +12,22 @@
 #include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/models/layers.h"
 #include "nfscale/models/memory_format.h"
-#include "nfscale/train/autocast.h"
-#include "nfscale/util/cpu_features.h"
 #include "nfscale/util/error.h"
+#include "conv_test_util.h"
 #include "models_test_util.h"
 
 namespace nfscale::models {
 namespace {
 
 using test::FusedSwitch;
+using test::node_of;
+using test::rel;
 constexpr auto kCL = torch::MemoryFormat::ChannelsLast;
 
-// Forces one ISA for the scope.
-struct ForceIsa {
-  explicit ForceIsa(const std::string& isa) { force_conv3x3_isa(isa); }
-  ~ForceIsa() { force_conv3x3_isa(""); }
-};
-// Sets the route's switch for the scope (restores "on": the default the tests run under).
-struct Conv3x3Switch {
-  explicit Conv3x3Switch(bool on) { set_conv3x3_kernels(on); }
-  ~Conv3x3Switch() { set_conv3x3_kernels(true); }
-};
+using ForceIsa = test::ForceIsa<force_conv3x3_isa>;
+using Conv3x3Switch = test::RouteSwitch<set_conv3x3_kernels>;
 
-std::vector<std::string> isas() {
-  std::vector<std::string> v = {"generic"};
-  if (cpu_features().avx2) v.push_back("avx2");
-  if (cpu_features().avx512) v.push_back("avx512");
-  return v;
-}
+std::vector<std::string> isas() { return test::isas_this_cpu_runs(); }
 
 struct Geometry {
   int64_t B, C, H, W, stride;
@@ -77,9 +65,6 @@ Grads run(const Geometry& g, const torch::Tensor& x0, const torch::Tensor& w0, c
   return {y.detach().to(torch::kDouble), x.grad().to(torch::kDouble), w.grad().to(torch::kDouble),
           b.grad().to(torch::kDouble)};
 }
-
-double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
-double rel(const torch::Tensor& a, const torch::Tensor& r) { return max_abs(a - r) / (max_abs(r) + 1e-30); }
 
 // Strides 1 and 2, odd and even extents (2 and 1 pixel maps as in the ladder's last stages), 1-3 groups, batch sizes
 // that exercise every register block (16, 8, 6, 4, 2, 1 images).
@@ -175,12 +160,6 @@ TEST(GroupedConv3x3, IsaVariantsAgreeAndRunDeterministically) {
   }
 }
 
-// The autograd node of a WSConv2d output, for route checks.
-std::string node_of(WSConv2d& conv, const torch::Tensor& x, bool autocast = false) {
-  train::AutocastScope ac(autocast);
-  auto y = conv->forward(x.detach().clone(torch::MemoryFormat::Preserve).requires_grad_(true));
-  return y.grad_fn() ? y.grad_fn()->name() : "";
-}
 bool direct(const std::string& node) { return node.find("GroupedConv3x3") != std::string::npos; }
 
 TEST(GroupedConv3x3, WSConvRouteIsTakenExactlyWhenDocumented) {

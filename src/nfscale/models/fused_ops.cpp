@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "nfscale/models/dense_conv3x3.h"
 #include "nfscale/models/fused_kernels.h"
 #include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/models/layers.h"
@@ -464,7 +465,8 @@ std::string fused_ops_status() {
   const std::string isa = fk::fused_kernel_table().isa;
   if (fused_ops_enabled())
     return std::string("fused ops on (") + isa + " kernels; direct 3x3 convs " +
-           (conv3x3_kernels_enabled() ? "on, " + conv3x3_isa() : std::string("off")) + ")";
+           (conv3x3_kernels_enabled() ? "on, " + conv3x3_isa() : std::string("off")) + "; dense small-channel 3x3 convs " +
+           (dense_conv3x3_kernels_enabled() ? "on, " + dense_conv3x3_isa() : std::string("off")) + ")";
   if (g_fused_override.load() == 0) return "fused ops off (set_fused_ops(false))";
   const char* env = std::getenv("NFSCALE_FUSED");
   if (env && std::string(env) == "0") return "fused ops off (NFSCALE_FUSED=0)";

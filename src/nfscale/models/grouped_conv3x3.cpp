@@ -3,22 +3,15 @@
 #include "nfscale/models/grouped_conv3x3.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <vector>
 
 #include "nfscale/models/conv3x3_kernels.h"
-#include "nfscale/models/fused_kernels.h"
-#include "nfscale/models/fused_ops.h"
-#include "nfscale/util/cpu_features.h"
-#include "nfscale/util/error.h"
+#include "nfscale/models/kernel_route.h"
 
 namespace nfscale::models {
 namespace {
@@ -29,27 +22,11 @@ using torch::autograd::variable_list;
 namespace c3 = conv3x3;
 constexpr auto kCL = at::MemoryFormat::ChannelsLast;
 
-// ---- ISA selection -------------------------------------------------------------------------------------------
-const c3::Table* table_named(const std::string& isa) {
-  const CpuFeatures& f = cpu_features();
-  if (isa == "generic") return &c3::table_generic();
-  if (isa == "avx2") return f.avx2 ? &c3::table_avx2() : nullptr;
-  if (isa == "avx512") return f.avx512 ? &c3::table_avx512() : nullptr;
-  return nullptr;
-}
-
-// The fused element-wise kernels' choice (fused_kernels.h: widest supported, NFSCALE_FUSED_ISA narrows it).
-const c3::Table& default_table() {
-  static const c3::Table* t = table_named(fused::fused_kernel_table().isa);
-  return *t;
-}
-
-std::atomic<const c3::Table*> g_forced_table{nullptr};
-
-const c3::Table& table() {
-  const c3::Table* t = g_forced_table.load();
-  return t ? *t : default_table();
-}
+// ---- ISA selection and switch (kernel_route.h) -----------------------------------------------------------------
+double self_check(const c3::Table& k);
+KernelRoute<c3::Table> g_route("3x3 conv", "NFSCALE_CONV3X3", &c3::table_generic, &c3::table_avx2,
+                               &c3::table_avx512, &self_check);
+const c3::Table& table() { return g_route.table(); }
 
 // ---- geometry and packing ------------------------------------------------------------------------------------
 c3::Shape shape_of(const Tensor& x, int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w) {
@@ -205,7 +182,6 @@ class GroupedConv3x3Fn : public torch::autograd::Function<GroupedConv3x3Fn> {
 // of <= 144 products of O(1) numbers; weight gradient sums over up to 19 * 20 pixels).
 double self_check(const c3::Table& k) {
   std::mt19937 rng(4321);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
   double worst = 0.0;
   for (int64_t stride : {1, 2}) {
     c3::Shape s;
@@ -213,32 +189,21 @@ double self_check(const c3::Table& k) {
     s.Ho = (s.H + stride - 1) / stride; s.Wo = (s.W + stride - 1) / stride;
     s.pad_top = std::max<int64_t>((s.Ho - 1) * stride + 3 - s.H, 0) / 2;
     s.pad_left = std::max<int64_t>((s.Wo - 1) * stride + 3 - s.W, 0) / 2;
-    const int64_t nx = s.B * s.H * s.W * s.C, ny = s.B * s.Ho * s.Wo * s.C, nw = s.C * 16 * 9;
-    std::vector<float> x(nx), w(nw), bias(s.C), dy(ny);
-    for (auto* v : {&x, &w, &bias, &dy})
-      for (auto& e : *v) e = nd(rng);
-    std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), bd(bias.begin(), bias.end()),
-        dyd(dy.begin(), dy.end()), yr(ny), dxr(nx), dwr(nw), dbr(s.C);
-    ref_fwd(xd.data(), wd.data(), bd.data(), yr.data(), s);
-    ref_bwd(dyd.data(), xd.data(), wd.data(), dxr.data(), dwr.data(), dbr.data(), s);
-    std::vector<float> y(ny), dx(nx), dw(nw), db(s.C);
-    const Tensor wt = torch::from_blob(w.data(), {s.C, 16, 3, 3}, torch::kFloat);
-    kernel_fwd(k, x.data(), wt, bias.data(), y.data(), s);
-    kernel_bwd(k, dy.data(), x.data(), wt, dx.data(), dw.data(), db.data(), s);
-    const auto err = [&](const std::vector<float>& a, const std::vector<double>& r) {
-      double scale = 1.0;  // the tensor's largest reference magnitude (sums cancel: single elements can be ~0)
-      for (double v : r) scale = std::max(scale, std::abs(v));
-      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - r[i]) / (1e-5 * scale));
+    const auto ref = [&](const double* x, const double* w, const double* b, const double* dy, double* y, double* dx,
+                         double* dw, double* db) {
+      ref_fwd(x, w, b, y, s);
+      ref_bwd(dy, x, w, dx, dw, db, s);
     };
-    err(y, yr); err(dx, dxr); err(dw, dwr); err(db, dbr);
+    const auto kern = [&](const float* x, const float* w, const float* b, const float* dy, float* y, float* dx,
+                          float* dw, float* db) {
+      const Tensor wt = torch::from_blob(const_cast<float*>(w), {s.C, 16, 3, 3}, torch::kFloat);
+      kernel_fwd(k, x, wt, b, y, s);
+      kernel_bwd(k, dy, x, wt, dx, dw, db, s);
+    };
+    worst = std::max(worst, self_check_problem(rng, s.B * s.H * s.W * s.C, s.C * 16 * 9, s.C,
+                                               s.B * s.Ho * s.Wo * s.C, ref, kern));
   }
   return worst;
-}
-
-std::atomic<int> g_override{-1};  // -1: not set, 0/1: set_conv3x3_kernels
-
-bool bf16_autocast() {
-  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
 }
 
 }  // namespace
@@ -265,48 +230,16 @@ bool grouped_conv3x3_applies(const Tensor& x, int64_t kernel, int64_t stride, in
   if (kernel != 3 || (stride != 1 && stride != 2) || in_channels != out_channels || in_channels != 16 * groups)
     return false;
   const auto st = x.scalar_type();
-  const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !bf16_autocast());
+  const bool dtype_ok = st == at::kDouble || (st == at::kFloat && !cpu_bf16_autocast_on());
   if (!dtype_ok || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != in_channels) return false;
   const int64_t out_pixels = ((x.size(2) + stride - 1) / stride) * ((x.size(3) + stride - 1) / stride);  // SAME
   return out_pixels <= kConv3x3MaxOutputPixels && x.is_contiguous(kCL) && conv3x3_kernels_enabled();
 }
 
-bool conv3x3_kernels_enabled() {
-  if (!fused_ops_enabled()) return false;
-  const int o = g_override.load();
-  if (o >= 0) return o == 1;
-  static const bool by_default = [] {
-    const char* env = std::getenv("NFSCALE_CONV3X3");
-    if (env && std::string(env) == "0") return false;
-    const double err = self_check(default_table());
-    if (!(err <= 1.0)) {
-      std::fprintf(stderr, "[nfscale] %s 3x3 conv kernels failed their self-check (error %.3g x tolerance); using "
-                           "oneDNN's convolutions\n", default_table().isa, err);
-      return false;
-    }
-    return true;
-  }();
-  return by_default;
-}
-
-void set_conv3x3_kernels(bool enabled) { g_override.store(enabled ? 1 : 0); }
-
-std::string conv3x3_isa() { return table().isa; }
-
-void force_conv3x3_isa(const std::string& isa) {
-  if (isa.empty()) {
-    g_forced_table.store(nullptr);
-    return;
-  }
-  const c3::Table* t = table_named(isa);
-  if (!t) throw UserError("conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
-  g_forced_table.store(t);
-}
-
-double conv3x3_self_check_error(const std::string& isa) {
-  const c3::Table* t = table_named(isa);
-  if (!t) throw UserError("conv3x3 ISA '" + isa + "': unknown or not supported by this CPU; valid: avx512, avx2, generic");
-  return self_check(*t);
-}
+bool conv3x3_kernels_enabled() { return g_route.enabled(); }
+void set_conv3x3_kernels(bool enabled) { g_route.set(enabled); }
+std::string conv3x3_isa() { return g_route.table().isa; }
+void force_conv3x3_isa(const std::string& isa) { g_route.force(isa); }
+double conv3x3_self_check_error(const std::string& isa) { return g_route.self_check_error(isa); }
 
 }  // namespace nfscale::models

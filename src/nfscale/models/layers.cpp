@@ -12,6 +12,7 @@
 
 #include "nfscale/models/cost_counter.h"
 #include "nfscale/models/fused_ops.h"
+#include "nfscale/models/dense_conv3x3.h"
 #include "nfscale/models/grouped_conv3x3.h"
 #include "nfscale/util/error.h"
 
@@ -222,6 +223,9 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
   if (w_hat.scalar_type() == x.scalar_type() &&
       grouped_conv3x3_applies(x, kernel_, stride_, groups_, in_channels_, out_channels_))
     return grouped_conv3x3(x, w_hat, bias, stride_, ph.before, pw.before, ph.out, pw.out);  // [B, out, Ho, Wo] CL
+  if (w_hat.scalar_type() == x.scalar_type() &&
+      dense_conv3x3_applies(x, kernel_, stride_, groups_, in_channels_, out_channels_))
+    return dense_conv3x3(x, w_hat, bias, stride_);  // [B, out, Ho, Wo] channels_last
   const std::vector<int64_t> stride = {stride_, stride_}, dilation = {1, 1};
   if (ph.before == ph.after && pw.before == pw.after) {
     // Symmetric SAME padding (always the case at stride 1 with odd kernels): let the conv pad.
