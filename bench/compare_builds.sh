@@ -5,12 +5,17 @@
 # `nfscale bench --peer none --no-unfused` process per binary; prints medians, [min..max] and paired new/base ratios
 # as a markdown table, and the new build's share of the bf16 GEMM peak probed in the same runs.
 #
-#   bench/compare_builds.sh [--base COMMIT] [--base-bin PATH] [--new-bin PATH] [--reps N] [--steps N]
-#                           [--cases "MODEL:RES:BATCH ..."] [--threads "1 2"] [--precision SETTING] [--json FILE]
-#   bench/compare_builds.sh --study PRESET [--base ...] [--base-bin ...] [--new-bin ...]
+#   bench/compare_builds.sh [--base COMMIT] [--base-bin PATH] [--new-bin PATH] [--base-env "VAR=V ..."]
+#                           [--reps N] [--steps N] [--cases "MODEL:RES:BATCH ..."] [--threads "1 2"]
+#                           [--precision SETTING] [--json FILE]
+#   bench/compare_builds.sh --study PRESET [--base ...] [--base-bin ...] [--new-bin ...] [--base-env ...]
 #
+# --base-env sets environment variables for the base runs only: with --base-bin equal to --new-bin it compares one
+# binary with and without its kernels, e.g. --base-env "NFSCALE_CONV3X3=0 NFSCALE_DENSE_CONV3X3=0
+# NFSCALE_POINTWISE_GEMM_FP32=0" (the issue-12 routes off).
 # --study PRESET instead times a whole `nfscale study --workers 2 --preset PRESET` (as scripts/run-study.sh runs
-# it) with each binary, base first, each into a fresh temporary directory, and prints both wall times.
+# it) with each binary, base first, each into a fresh temporary directory with its own empty dedup cache
+# (NFSCALE_CACHE_DIR), and prints both wall times, the trials each ran and each study's fitted exponent.
 # Defaults: base 3077233, new build/bin/nfscale, 5 repetitions of 3 steps, cases mini-F0 and mini-F3 at 32 px with
 # batch 64 and 128, threads 1 and 2, precision fp32/channels_last. On a shared machine the absolute numbers move
 # with the load (printed per run); the paired ratios are the robust figure.
@@ -27,6 +32,7 @@ threads="1 2"
 precision="fp32/channels_last"
 json_out=""
 study=""
+base_env=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -34,6 +40,7 @@ while [ $# -gt 0 ]; do
     --base) base="$2"; shift 2 ;;
     --base-bin) base_bin="$2"; shift 2 ;;
     --new-bin) new_bin="$2"; shift 2 ;;
+    --base-env) base_env="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --cases) cases="$2"; shift 2 ;;
@@ -47,6 +54,10 @@ while [ $# -gt 0 ]; do
 done
 [[ "$reps" =~ ^[1-9][0-9]*$ && "$steps" =~ ^[1-9][0-9]*$ ]] || {
   echo "compare_builds.sh: --reps and --steps must be positive whole numbers (got '$reps', '$steps')" >&2; exit 2; }
+for kv in $base_env; do
+  [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || {
+    echo "compare_builds.sh: --base-env takes VAR=VALUE words, got '$kv'" >&2; exit 2; }
+done
 [ -x "$new_bin" ] || { echo "compare_builds.sh: --new-bin $new_bin is not an executable (build nfscale_cli first)" >&2; exit 2; }
 
 # The baseline binary: given, cached, or built now (a detached worktree of the commit, nfscale_cli only).
@@ -70,12 +81,18 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ -n "$study" ]; then
   for which in base new; do
-    bin="$base_bin"; [ "$which" = new ] && bin="$new_bin"
+    bin="$base_bin"; envs=""; [ "$which" = new ] && bin="$new_bin"; [ "$which" = base ] && envs="$base_env"
+    mkdir -p "$work/cache-$which"
     t0=$(date +%s.%N); l0=$(cut -d' ' -f1 /proc/loadavg)
-    "$bin" study --workers 2 --preset "$study" --out "$work/study-$which" > "$work/study-$which.log" 2>&1 || {
+    # shellcheck disable=SC2086  # envs: VAR=VALUE words, checked above
+    env NFSCALE_CACHE_DIR="$work/cache-$which" $envs "$bin" study --workers 2 --preset "$study" \
+      --out "$work/study-$which" > "$work/study-$which.log" 2>&1 || {
       echo "compare_builds.sh: $bin study --preset $study failed:" >&2; tail -20 "$work/study-$which.log" >&2; exit 1; }
     t1=$(date +%s.%N)
-    echo "study --preset $study, $which ($bin): $(python3 -c "print('%.0f' % ($t1 - $t0))") s wall (load $l0 -> $(cut -d' ' -f1 /proc/loadavg))"
+    trials=$(grep -cE '^\[sweep\] [^ ]+ +e=' "$work/study-$which.log" || true)
+    law=$(grep -m1 -oE 'L = a \* C\^b .*b = [-0-9.e+]+ \[[^]]*\]' "$work/study-$which.log" | sed 's/.*b = /L ~ C^/' || true)
+    echo "study --preset $study, $which ($envs $bin): $(python3 -c "print('%.0f' % ($t1 - $t0))") s wall," \
+      "$trials trials, ${law:-(no fit line)} (load $l0 -> $(cut -d' ' -f1 /proc/loadavg))"
   done
   exit 0
 fi
@@ -85,7 +102,9 @@ records="$work/records.jsonl"
 # One timed run: which (base|new), binary, threads, case, repetition -> one JSON record line.
 run_one() {
   local which="$1" bin="$2" t="$3" c="$4" r="$5" out="$work/run.json"
-  OMP_WAIT_POLICY=passive "$bin" --threads "$t" bench --peer none --no-unfused --case "$c" --precision "$precision" \
+  local envs=""; [ "$which" = base ] && envs="$base_env"
+  # shellcheck disable=SC2086  # envs: VAR=VALUE words, checked above
+  env OMP_WAIT_POLICY=passive $envs "$bin" --threads "$t" bench --peer none --no-unfused --case "$c" --precision "$precision" \
     --reps 1 --steps "$steps" --infer-steps 1 --json "$out" > "$work/run.log" 2>&1 || {
       echo "compare_builds.sh: $bin failed on $c (threads $t):" >&2; cat "$work/run.log" >&2; exit 1; }
   python3 - "$out" "$which" "$t" "$c" "$r" "$(cut -d' ' -f1 /proc/loadavg)" >> "$records" <<'EOF'
@@ -95,7 +114,8 @@ case = json.load(open(path))[0]
 print(json.dumps({"which": which, "threads": int(t), "case": c, "rep": int(r), "load": float(load),
                   "train_img_s": case["nfscale"]["train_img_s"][0],
                   "train_flop_per_img": 6.0 * case["macs_per_image"],
-                  "peak_bf16": case["gemm_peak_gflops"]["bf16"], "setting": case["nfscale"]["train_setting"]}))
+                  "peak_bf16": case["gemm_peak_gflops"]["bf16"], "peak_fp32": case["gemm_peak_gflops"]["fp32"],
+                  "setting": case["nfscale"]["train_setting"]}))
 EOF
 }
 
@@ -123,8 +143,8 @@ for r in recs:
         keys.append(k)
 def fmt(v):
     return "%.0f [%.0f..%.0f]" % (statistics.median(v), min(v), max(v))
-print("| case | threads | base img/s | new img/s | new/base (paired) | new % of bf16 peak (in-run) | load |")
-print("|---|---|---|---|---|---|---|")
+print("| case | threads | base img/s | new img/s | new/base (paired) | new % of bf16 peak (in-run) | new % of fp32 GEMM peak | load |")
+print("|---|---|---|---|---|---|---|---|")
 summary = []
 for t, c in keys:
     sel = [r for r in recs if r["threads"] == t and r["case"] == c]
@@ -135,12 +155,15 @@ for t, c in keys:
     ratio = [new[i]["train_img_s"] / base[i]["train_img_s"] for i in sorted(new) if i in base]
     peak = max(r["peak_bf16"] for r in sel)
     share = [100.0 * x * sel[0]["train_flop_per_img"] / 1e9 / peak for x in n]
+    peak32 = max(r["peak_fp32"] for r in sel)
+    share32 = [100.0 * x * sel[0]["train_flop_per_img"] / 1e9 / peak32 for x in n]
     loads = [r["load"] for r in sel]
-    print("| %s | %d | %s | %s | **%.2fx** [%.2f..%.2f] | %.1f%% (peak %.0f GFLOP/s) | %.1f-%.1f |" % (
+    print("| %s | %d | %s | %s | **%.2fx** [%.2f..%.2f] | %.1f%% (peak %.0f GFLOP/s) | %.1f%% (peak %.0f) | %.1f-%.1f |" % (
         c, t, fmt(b), fmt(n), statistics.median(ratio), min(ratio), max(ratio), statistics.median(share), peak,
-        min(loads), max(loads)))
+        statistics.median(share32), peak32, min(loads), max(loads)))
     summary.append({"case": c, "threads": t, "base_img_s": b, "new_img_s": n, "ratio": ratio,
-                    "new_pct_bf16_peak": statistics.median(share), "peak_bf16": peak, "load": loads})
+                    "new_pct_bf16_peak": statistics.median(share), "peak_bf16": peak,
+                    "new_pct_fp32_peak": statistics.median(share32), "peak_fp32": peak32, "load": loads})
 if sys.argv[2]:
     with open(sys.argv[2] + ".tmp", "w") as f:
         json.dump({"summary": summary, "records": recs}, f, indent=1)
