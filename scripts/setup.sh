@@ -10,7 +10,7 @@ PKGS=(
   # network namespaces for the two-host distributed test
   iproute2
   # deep-learning engine, distributed backend, fast BLAS
-  libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
+  libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev libdnnl-dev ocl-icd-opencl-dev
   # libraries
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libeigen3-dev zlib1g-dev libboost-dev
   # results store: the PostgreSQL client library, and the server the tests start a throwaway cluster of

@@ -1,5 +1,5 @@
 // test_pointwise_gemm.cpp - the GEMM route of 1x1 WSConv2d layers (layers.h: pointwise_gemm_max_pixels): taken
-// exactly when documented (bf16 or bf16 autocast, or fp32 at one intra-op thread; channels_last, H*W <= the limit,
+// exactly when documented (bf16 or bf16 autocast, or fp32 at one intra-op thread or on oneDNN's sgemm; channels_last, H*W <= the limit,
 // fused ops on), and its output and every gradient are as accurate against an fp64 reference as the convolution
 // route's (fp32: within fp32 rounding of fp64).
 #include <gtest/gtest.h>
@@ -10,6 +10,8 @@
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/layers.h"
 #include "nfscale/models/memory_format.h"
+#include "nfscale/models/onednn_sgemm.h"
+#include "nfscale/models/pointwise_linear.h"
 #include "nfscale/train/autocast.h"
 #include "models_test_util.h"
 
@@ -81,7 +83,14 @@ TEST(PointwiseGemm, RouteIsTakenExactlyWhenDocumented) {
   }
   {
     Threads two(2);
-    EXPECT_NE(run(conv, x4, g4, false).node.find("Convolution"), std::string::npos);  // fp32, two threads
+    EXPECT_NE(run(conv, x4, g4, false).node.find("Convolution"), std::string::npos);  // fp32, two threads, 8 out
+    // Two threads and a shape oneDNN's threaded sgemm takes (2048 rows, 16 -> 32): the GEMM route, where built.
+    WSConv2d wide(16, 32, 1);
+    auto xw = to_channels_last(torch::randn({128, 16, 4, 4}));
+    const bool onednn = pointwise_linear_uses_onednn(128 * 16, 16, 32);
+    EXPECT_EQ(onednn, onednn_sgemm_built());
+    EXPECT_NE(run(wide, xw, torch::randn({128, 32, 4, 4}), false).node.find(onednn ? "Permute" : "Convolution"),
+              std::string::npos);
   }
   EXPECT_NE(run(conv, x4.contiguous(), g4, true).node.find("Convolution"), std::string::npos);  // NCHW
   auto x5 = to_channels_last(torch::randn({2, 16, 5, 5}));                           // 25 pixels > 16

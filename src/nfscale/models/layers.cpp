@@ -14,6 +14,7 @@
 #include "nfscale/models/fused_ops.h"
 #include "nfscale/models/dense_conv3x3.h"
 #include "nfscale/models/grouped_conv3x3.h"
+#include "nfscale/models/pointwise_linear.h"
 #include "nfscale/util/error.h"
 
 namespace nfscale::models {
@@ -182,11 +183,13 @@ std::atomic<int64_t> g_pointwise_gemm_max_pixels{pointwise_gemm_pixels_from_env(
 std::atomic<bool> g_pointwise_gemm_fp32{!(std::getenv("NFSCALE_POINTWISE_GEMM_FP32") &&
                                           std::string(std::getenv("NFSCALE_POINTWISE_GEMM_FP32")) == "0")};
 
-// True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] takes the GEMM route (see layers.h).
-bool pointwise_gemm_applies(const torch::Tensor& x) {
+// True when a 1x1/stride-1/ungrouped conv over x [B, C, H, W] with `out` output channels takes the GEMM route (see
+// layers.h). fp32 with several intra-op threads only where the GEMM runs on oneDNN's (threaded) sgemm.
+bool pointwise_gemm_applies(const torch::Tensor& x, int64_t out) {
   const bool bf16 = x.scalar_type() == torch::kBFloat16 || (cpu_bf16_autocast() && x.scalar_type() == torch::kFloat);
   const bool fp32 = x.scalar_type() == torch::kFloat && !cpu_bf16_autocast() && g_pointwise_gemm_fp32.load() &&
-                    at::get_num_threads() == 1;
+                    (at::get_num_threads() == 1 ||
+                     (x.dim() == 4 && pointwise_linear_uses_onednn(x.size(0) * x.size(2) * x.size(3), x.size(1), out)));
   return (bf16 || fp32) && x.device().is_cpu() && x.size(2) * x.size(3) <= g_pointwise_gemm_max_pixels.load() &&
          x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
          x.is_contiguous(at::MemoryFormat::ChannelsLast) && fused_ops_enabled();
@@ -213,11 +216,11 @@ torch::Tensor WSConv2dImpl::forward(const torch::Tensor& x) {
     return torch::empty({x.size(0), out_channels_, ph.out, pw.out}, x.options());
   }
   const auto w_hat = standardized_weight();  // [out, in/groups, k, k]
-  if (kernel_ == 1 && stride_ == 1 && groups_ == 1 && pointwise_gemm_applies(x)) {
+  if (kernel_ == 1 && stride_ == 1 && groups_ == 1 && pointwise_gemm_applies(x, out_channels_)) {
     TORCH_CHECK(x.size(1) == in_channels_, "WSConv2d: expected ", in_channels_, " input channels, got ", x.sizes());
     const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
     const auto rows = x.permute({0, 2, 3, 1}).reshape({B * H * W, in_channels_});  // [BHW, in], a view (channels_last)
-    const auto y = torch::linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]
+    const auto y = pointwise_linear(rows, w_hat.reshape({out_channels_, in_channels_}), bias);  // [BHW, out]
     return y.view({B, H, W, out_channels_}).permute({0, 3, 1, 2});  // [B, out, H, W], channels_last strides
   }
   if (w_hat.scalar_type() == x.scalar_type() &&

@@ -61,14 +61,16 @@ torch::Tensor standardize_weight_timm(const torch::Tensor& weight, const torch::
 // run as one GEMM, [B*H*W, in] x [in, out], through at::linear (oneDNN's bf16 matmul) instead of oneDNN's
 // convolution: measured 1.3x (4x4 maps) to 2.5x (2x2) faster forward + backward for F0's 1536<->768 layers, and up to
 // 5x for the mini ladder's 4x4 layers at batch 128 (docs/performance.md). Same arithmetic (bf16 products, fp32
-// accumulation); the conv route stays for fp32 with more than one intra-op thread (LibTorch's fp32 GEMM is
-// single-threaded OpenBLAS here; see pointwise_gemm_fp32), NCHW, larger maps, and whenever the fused ops are off
+// accumulation); the conv route stays for fp32 with more than one intra-op thread where the GEMM would be
+// single-threaded OpenBLAS (see pointwise_gemm_fp32), NCHW, larger maps, and whenever the fused ops are off
 // (fused_ops.h). Default 64; 0 disables. Env NFSCALE_POINTWISE_GEMM_MAX_PIXELS
 // sets the initial value.
 int64_t pointwise_gemm_max_pixels();
 void set_pointwise_gemm_max_pixels(int64_t pixels);
-// fp32 too (not under bf16 autocast), when LibTorch runs one intra-op thread (the study's workers): the GEMM is then
-// OpenBLAS's sgemm, which LibTorch calls single-threaded here. Default on; NFSCALE_POINTWISE_GEMM_FP32=0 turns it off.
+// fp32 too (not under bf16 autocast), when LibTorch runs one intra-op thread (the study's workers), or at any thread
+// count where the GEMM runs on oneDNN's threaded sgemm (pointwise_linear.h: >= 16 channels each side and >= 2048
+// rows or >= 64 channels; LibTorch's own fp32 GEMM is single-threaded OpenBLAS here). Default on;
+// NFSCALE_POINTWISE_GEMM_FP32=0 turns it off.
 bool pointwise_gemm_fp32();
 void set_pointwise_gemm_fp32(bool enabled);
 

@@ -1,0 +1,25 @@
+// pointwise_linear.h - the pointwise (1x1) conv's GEMM, y = x W^T + b over channels_last rows, with its backward on
+// oneDNN's sgemm (onednn_sgemm.h) for fp32 CPU tensors, instead of ATen's linear (OpenBLAS's sgemm here). Every
+// other case (fp64, bf16 or autocast, another device, a small shape, no oneDNN in the build, the switch off) is
+// torch::linear.
+#pragma once
+#include <torch/types.h>
+
+namespace nfscale::models {
+
+// rows [M, in], weight [out, in], bias [out] or undefined -> [M, out]; differentiable in all three.
+torch::Tensor pointwise_linear(const torch::Tensor& rows, const torch::Tensor& weight, const torch::Tensor& bias);
+
+// Whether pointwise_linear would take the oneDNN route for these operands: fp32 CPU, not under autocast, the switch
+// on, and a shape where oneDNN's sgemm measured faster than OpenBLAS's (>= 16 channels each side, and >= 2048 rows or
+// >= 64 channels).
+bool pointwise_linear_uses_onednn(const torch::Tensor& rows, const torch::Tensor& weight);
+// The same for fp32 CPU operands of this shape: rows [rows, in], weight [out, in] (reads the autocast state).
+bool pointwise_linear_uses_onednn(int64_t rows, int64_t in, int64_t out);
+
+// The switch: on iff the build has oneDNN's sgemm, the fused ops are on and NFSCALE_ONEDNN_SGEMM is not "0";
+// set_onednn_sgemm overrides the environment (not the fused-ops switch).
+bool onednn_sgemm_enabled();
+void set_onednn_sgemm(bool enabled);
+
+}  // namespace nfscale::models
