@@ -423,8 +423,8 @@ def main():
         return s
 
     # Candidates: fp32 and bf16 autocast, NCHW and channels_last; on channels_last every GELU that passes the
-    # gradient check (in double, vs F.gelu on NCHW). NCHW uses the native or the sigmoid-form GELU (the layout-
-    # agnostic ones; flat and formula exist for channels_last). All
+    # gradient check (in double, vs F.gelu on NCHW). NCHW tries the native and the sigmoid-form GELU (flat exists
+    # for channels_last strides). All
     # with timm's batch_norm WS; then the best of each kind is also timed with the var_mean WS.
     checks = self_check()
     candidates = []
