@@ -1,7 +1,8 @@
 // test_netns_sweep.cpp - a sweep on two hosts on one machine: two network namespaces joined by a veth pair, a
 // throwaway PostgreSQL server inside namespace A listening only on A's veth address, one `nfscale sweep` worker in
 // each namespace (each in its own UTS namespace with its own host name, so worker ids name two hosts) against that
-// one server with --db postgresql://..., and host B's worker killed with SIGKILL mid-trial. Every trial ends done
+// one server with --db postgresql://..., and host B's worker killed with SIGKILL mid-trial (its runs hang after step 2
+// through the NFSCALE_TEST_HANG_AFTER_STEP test hook, so the kill lands mid-trial however fast the machine). Every trial ends done
 // exactly once: B's trial goes stale (--stale-after) and host A's worker retries it from B's checkpoint in the
 // shared study folder, ending with the held-out loss of an uninterrupted run of that trial. The test watches the
 // server through its Unix socket (outside the namespaces) and prints which worker did which trial. Skips (saying
@@ -15,7 +16,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -139,9 +142,11 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
   std::ofstream(dir + "/study.json") << study.dump(2);
   const std::string db = "postgresql://postgres@" + hosts.addr_a + ":5432/postgres";  // over the veth pair
   const double stale_after = 6;
-  auto worker = [&](const std::string& ns, const std::string& host) {
+  // hang_after: 0, or the step after which this worker's runs hang (NFSCALE_TEST_HANG_AFTER_STEP) until killed.
+  auto worker = [&](const std::string& ns, const std::string& host, int hang_after) {
     std::vector<std::string> args = hosts.exec_in(ns);
-    const std::vector<std::string> tail{"/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\"",
+    const std::vector<std::string> tail{"/usr/bin/env", "NFSCALE_TEST_HANG_AFTER_STEP=" + std::to_string(hang_after),
+                                        "/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\"",
                                         host, binary_path(), "--threads", "1", "sweep", "--study-file",
                                         dir + "/study.json", "--preset", "smoke", "--db", db, "--stale-after",
                                         std::to_string(stale_after)};
@@ -151,46 +156,44 @@ TEST(DistNetns, SweepWorkersOnTwoHostsShareOnePostgresServerAndAKilledWorkersTri
     so.stdout_path = dir + "/" + host + ".out";
     return spawn_process(args, so);
   };
-
-  const pid_t a = worker(hosts.a, "nfs-hostA");
-  // Host B joins once A has registered the study (registering is idempotent, but not meant to race).
   const auto t0 = std::chrono::steady_clock::now();
-  while (trials_now(pg.socket_uri()).size() < 6 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(trials_now(pg.socket_uri()).size(), 6u) << slurp(dir + "/nfs-hostA.err");
-  const pid_t b = worker(hosts.b, "nfs-hostB");
+  // Polls the server (every 100 ms, up to 120 s from t0) until `pick` accepts a trial; returns it.
+  auto wait_for = [&](const std::function<bool(const store::Trial&)>& pick) -> std::optional<store::Trial> {
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
+      for (const auto& t : trials_now(pg.socket_uri()))
+        if (pick(t)) return t;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return std::nullopt;
+  };
 
-  // Kill host B's worker two steps into a trial: its second one if there is one left for it (so both hosts show
-  // finished work), else its first.
-  int64_t killed_trial = 0;
-  std::string killed_worker;
+  // Host B's worker registers the study and claims a trial, whose runs hang after step 2 (their checkpoint written):
+  // it is killed there, mid-trial, however fast the trials are on this machine.
+  const pid_t b = worker(hosts.b, "nfs-hostB", 2);
+  const auto b_trial = wait_for([&](const store::Trial& t) {
+    return t.status == store::TrialStatus::Running && t.worker_id.rfind("nfs-hostB:", 0) == 0 && !t.run_dir.empty() &&
+           steps_logged(t.run_dir) >= 2;
+  });
+  if (!b_trial) signal_process(b, SIGKILL);  // never leave a hung worker behind a failed assertion
+  ASSERT_TRUE(b_trial.has_value()) << "host B's worker never trained a trial: " << slurp(dir + "/nfs-hostB.err");
+  ASSERT_EQ(trials_now(pg.socket_uri()).size(), 6u) << slurp(dir + "/nfs-hostB.err");
+  // Host A's worker joins once B has registered the study (registering is idempotent, but not meant to race).
+  const pid_t a = worker(hosts.a, "nfs-hostA", 0);
+  // Once A has claimed a trial (running or already done), see who is connected, then kill B (still hanging two
+  // steps into its trial; its heartbeat keeps the claim fresh until then).
+  const auto a_trial =
+      wait_for([](const store::Trial& t) { return t.worker_id.rfind("nfs-hostA:", 0) == 0; });
   std::set<std::string> clients;
-  auto by_b = [](const store::Trial& t) { return t.worker_id.rfind("nfs-hostB:", 0) == 0; };
-  while (killed_trial == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const auto trials = trials_now(pg.socket_uri());
-    bool b_finished_one = false, none_pending = true;
-    for (const auto& t : trials) {
-      b_finished_one |= t.status == store::TrialStatus::Done && by_b(t);
-      none_pending &= t.status != store::TrialStatus::Pending;
-    }
-    if (!b_finished_one && !none_pending) continue;
-    for (const auto& t : trials) {
-      if (t.status != store::TrialStatus::Running || !by_b(t)) continue;
-      if (t.run_dir.empty() || steps_logged(t.run_dir) < 2) continue;
-      const std::string sql = "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE client_addr IS NOT NULL";
-      for (const auto& row : store::test_util::pg_query(pg.socket_uri(), sql))
-        clients.insert(row[0]);
-      signal_process(b, SIGKILL);
-      killed_trial = t.id;
-      killed_worker = t.worker_id;
-      std::printf("[ info ] killed worker %s (SIGKILL) %d steps into trial %lld (epochs %g, lr %g)\n",
-                  t.worker_id.c_str(), steps_logged(t.run_dir), (long long)t.id, t.spec.epochs, t.spec.lr);
-      break;
-    }
-  }
+  const std::string sql = "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE client_addr IS NOT NULL";
+  for (const auto& row : store::test_util::pg_query(pg.socket_uri(), sql)) clients.insert(row[0]);
+  signal_process(b, SIGKILL);
+  const int64_t killed_trial = b_trial->id;
+  const std::string killed_worker = b_trial->worker_id;
+  std::printf("[ info ] killed worker %s (SIGKILL) %d steps into trial %lld (epochs %g, lr %g)\n",
+              killed_worker.c_str(), steps_logged(b_trial->run_dir), (long long)killed_trial, b_trial->spec.epochs,
+              b_trial->spec.lr);
   wait_process(b);
-  ASSERT_NE(killed_trial, 0) << "host B's worker never trained a trial: " << slurp(dir + "/nfs-hostB.err");
+  EXPECT_TRUE(a_trial.has_value()) << "host A's worker never claimed a trial: " << slurp(dir + "/nfs-hostA.err");
   const int code_a = wait_process(a);
   const std::string log_a = slurp(dir + "/nfs-hostA.err");
   ASSERT_EQ(code_a, 0) << log_a;

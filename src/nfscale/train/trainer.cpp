@@ -4,9 +4,12 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -61,6 +64,26 @@ class SignalScope {
  private:
   struct sigaction old_int_ {}, old_term_ {};
 };
+
+// Fault injection for the crash-recovery tests (docs/development.md): NFSCALE_TEST_HANG_AFTER_STEP=N makes every run in
+// this process stop making progress once step N is done (after its log line and any checkpoint due), as a hung
+// worker would, so a test can kill it at a known point instead of racing a fast run. A SIGINT/SIGTERM ends the hang
+// and the run stops as interrupted; SIGKILL is what the tests send. Unset, empty or 0: off.
+int64_t hang_after_step_from_env() {
+  const char* env = std::getenv("NFSCALE_TEST_HANG_AFTER_STEP");
+  if (!env || !*env) return 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(env, &end, 10);
+  require(*end == '\0' && n >= 0, std::string("NFSCALE_TEST_HANG_AFTER_STEP='") + env +
+                                      "' is not a step number; unset it (it is a test-only fault injection)");
+  return n;
+}
+
+void hang_for_tests(int64_t step) {
+  std::fprintf(stderr, "\n[train] NFSCALE_TEST_HANG_AFTER_STEP: hanging after step %lld until killed\n",
+               (long long)step);
+  while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
 
 // Everything a run trains with, built from the resolved config: the model (through its family), the optimiser the
 // family chose, the schedule, EMA and SAM.
@@ -194,6 +217,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
   models::ClassifierImpl& model = *s.model;
   optim::Optimizer& optimizer = *s.optimizer;
   const int64_t total_steps = s.total_steps;
+  const int64_t hang_after_step = hang_after_step_from_env();
   LoopState st;
   if (rd.resuming) {
     st = load_checkpoint(rd.checkpoint, model, optimizer, s.ema.get());
@@ -383,6 +407,7 @@ TrainResult run_training(const TrainConfig& cfg_in, bool resume, const TrainHook
       save();
       last_ckpt = std::chrono::steady_clock::now();
     }
+    if (st.step == hang_after_step) hang_for_tests(st.step);
   }
 
   st.seconds = elapsed();
