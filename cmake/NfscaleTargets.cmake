@@ -21,6 +21,26 @@ function(nfscale_use_pch target)
   endif()
 endfunction()
 
+# Unity (jumbo) builds: loading the precompiled LibTorch header costs ~8-15 s per translation unit on the 2-core CI
+# machine, more than most files take to compile, so a target's sources are compiled NFSCALE_UNITY_BATCH at a time.
+# Files that cannot share a translation unit are compiled alone: those with `#pragma GCC target` (the per-ISA
+# kernels; the pragma would leak into the files after them), those with per-file compile properties, and any file
+# that says `NFSCALE_NO_UNITY` in a comment.
+function(nfscale_unity target)
+  if(NOT NFSCALE_UNITY)
+    return()
+  endif()
+  set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${NFSCALE_UNITY_BATCH})
+  get_target_property(_srcs ${target} SOURCES)
+  foreach(_src ${_srcs})
+    file(STRINGS ${_src} _alone REGEX "#pragma GCC target|NFSCALE_NO_UNITY")
+    get_source_file_property(_defs ${_src} COMPILE_DEFINITIONS)
+    if(_alone OR _defs)
+      set_source_files_properties(${_src} PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+    endif()
+  endforeach()
+endfunction()
+
 # nfscale_area(NAME area DEPS other_targets...): one static library per area from src/nfscale/<area>/**.cpp
 # (an area may hold subfolders, e.g. models/nfnet/ and models/vit/ for the two model families).
 function(nfscale_area area)
@@ -33,6 +53,7 @@ function(nfscale_area area)
   target_include_directories(nfscale_${area} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(nfscale_${area} PUBLIC nfscale_pch ${A_DEPS})
   nfscale_use_pch(nfscale_${area})
+  nfscale_unity(nfscale_${area})
 endfunction()
 
 # nfscale_tests(area DEPS libs...): one GoogleTest program per area from tests/<area>/**.cpp (subfolders mirror src).
@@ -47,6 +68,7 @@ function(nfscale_tests area)
   target_compile_definitions(test_${area} PRIVATE NFSCALE_BINARY_DIR="${PROJECT_BINARY_DIR}"
                                                   NFSCALE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   nfscale_use_pch(test_${area})
+  nfscale_unity(test_${area})
   # Tests that drive the real CLI (kill -9 / resume, sweeps) find it at ${PROJECT_BINARY_DIR}/bin/nfscale.
   if(TARGET nfscale_cli)
     add_dependencies(test_${area} nfscale_cli)

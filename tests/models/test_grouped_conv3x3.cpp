@@ -2,6 +2,7 @@
 // equal ATen's conv2d and finite differences; every ISA's fp32 kernels are within fp32 rounding of fp64 (forward and
 // all three gradients, strides 1 and 2, SAME and asymmetric pads, every register-block size); WSConv2d takes the route
 // exactly when documented (incl. the pixel limit) and both routes agree; the switch and bad input.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers Geometry, Grads, direct, kCL, kGeometries, run share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -1,6 +1,7 @@
 // test_memory_format.cpp - to_channels_last gives canonical channels_last strides (also for 1 channel and 1x1
 // maps, where x.contiguous(ChannelsLast) is a no-op), and a 1-channel network fed through it runs channels_last in
 // every block, in training (forward and backward) and inference, with the same results as NCHW.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers kCL share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

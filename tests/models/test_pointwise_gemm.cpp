@@ -2,6 +2,7 @@
 // exactly when documented (bf16 or bf16 autocast, or fp32 at one intra-op thread or on oneDNN's sgemm; channels_last, H*W <= the limit,
 // fused ops on), and its output and every gradient are as accurate against an fp64 reference as the convolution
 // route's (fp32: within fp32 rounding of fp64).
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers run share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -2,6 +2,7 @@
 // the three gradients against ATen's linear in fp64 on the same fp32 values, bit-identical repeats, the route taken
 // exactly where documented (fp32 CPU, no autocast, the measured shapes, the switch on), NFSCALE_ONEDNN_SGEMM=0 in a
 // fresh process, and WSConv2d's 1x1 GEMM route giving the same numbers with the oneDNN GEMM on and off.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers Grads, run share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

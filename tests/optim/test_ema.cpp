@@ -1,5 +1,6 @@
 // test_ema.cpp - EMA of weights: warm-up decay values, the update formula over several steps, bit-exact
 // swap-in/restore for evaluation, bit-exact save/load, and misuse failure paths.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers make_params share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>

@@ -1,6 +1,7 @@
 // test_sgd.cpp - SgdAgc against the reference update written out independently (AGC -> weight decay -> momentum
 // -> Nesterov step) over several steps with per-parameter flags, step statistics, bit-exact save/load resume,
 // and failure paths (bad options, bad parameter lists, mismatched checkpoints).
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers grad_for, make_params, run_against_formula, set_grads share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>

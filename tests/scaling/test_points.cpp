@@ -1,4 +1,5 @@
 // test_points.cpp - CSV parsing of run points: columns, missing values, and errors naming file, line and column.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers contains share names with another test file's).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,6 +1,7 @@
 // test_study_spec.cpp - StudySpec: per-model epoch budgets (model_epochs) and per-family learning rates
 // (family_lrs) through the accessors, validation errors that name the field, the JSON round trip, and the presets'
 // validity (the vs-vit preset mixes the two families).
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers error_of share names with another test file's).
 #include <gtest/gtest.h>
 
 #include <algorithm>

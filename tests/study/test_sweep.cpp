@@ -2,6 +2,7 @@
 // kill -9 and re-run completes with no trial duplicated or lost and no finished trial repeated; two workers share
 // one store; a dead worker's stale claim is recovered; the adaptive LR search expands over per-model budgets; on PostgreSQL, lost server
 // connections mid-trial lose nothing and repeat nothing, and a password in the --db URI appears nowhere a run writes.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers kBinary share names with another test file's).
 #include <gtest/gtest.h>
 
 #include <signal.h>

@@ -3,6 +3,7 @@
 // rank killed with SIGKILL mid-trial fails only that attempt: the trial is given back, resumed from its
 // checkpoint by the next claim, and recorded once. A claim lost to another worker stops the ranks at a step
 // boundary with a checkpoint. A batch that does not split over the ranks is refused up front.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers fresh_dir, kBinary share names with another test file's).
 #include <gtest/gtest.h>
 
 #include <signal.h>

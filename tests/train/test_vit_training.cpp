@@ -2,6 +2,7 @@
 // fp64, bit-identical resume (raw and EMA weights) with the family's recipe resolved and stored, the optimiser kind
 // checked on resume, bf16 autocast, SAM with repeated augmentation, and fine-tuning at a new resolution with the
 // position embedding resampled.
+// NFSCALE_NO_UNITY: compiled alone (its file-local helpers expect_same_weights share names with another test file's).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -11,7 +11,7 @@
 namespace nfscale::cli {
 namespace {
 
-const RegisterCommand kRegister(90, [](CLI::App& root) {
+const RegisterCommand kRegister_cmd_bench(90, [](CLI::App& root) {
   auto o = std::make_shared<perf::BenchOptions>();
   auto* cmd = root.add_subcommand("bench", "Time nfscale's training step and inference against the PyTorch peer "
                                            "(bench/peer_<family>.py), alternating, with a GEMM peak probe");

@@ -168,7 +168,7 @@ void run(const DedupCliOptions& o) {
   for (auto& r : reports) print_report("against " + r.name, r.report);
 }
 
-const RegisterCommand kRegister(75, [](CLI::App& root) {
+const RegisterCommand kRegister_cmd_dedup(75, [](CLI::App& root) {
   auto opts = std::make_shared<DedupCliOptions>();
   auto* cmd = root.add_subcommand(
       "dedup",

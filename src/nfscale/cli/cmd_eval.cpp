@@ -68,7 +68,7 @@ void eval_file(EvalArgs& a) {
   print_result(a, m.info.name, m.weights_path, eo.resolution, train::evaluate(*m.model, data.test_set, data.test_indices, eo));
 }
 
-RegisterCommand reg(25, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_eval(25, [](CLI::App& root) {
   auto a = std::make_shared<EvalArgs>();
   auto* app = root.add_subcommand(
       "eval",

@@ -18,7 +18,7 @@ struct ExportArgs {
   std::string out;
 };
 
-RegisterCommand reg(27, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_export(27, [](CLI::App& root) {
   auto a = std::make_shared<ExportArgs>();
   auto* app = root.add_subcommand(
       "export",

@@ -31,7 +31,7 @@ std::string default_run_dir(const train::TrainConfig& c, bool scratch) {
   return buf;
 }
 
-RegisterCommand reg(30, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_finetune(30, [](CLI::App& root) {
   auto args = std::make_shared<FinetuneArgs>();
   auto* app = root.add_subcommand(
       "finetune",

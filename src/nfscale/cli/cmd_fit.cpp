@@ -51,7 +51,7 @@ void run(const FitCliOptions& o) {
               << scaling::format_findings(findings);
 }
 
-const RegisterCommand kRegister(60, [](CLI::App& root) {
+const RegisterCommand kRegister_cmd_fit(60, [](CLI::App& root) {
   auto opts = std::make_shared<FitCliOptions>();
   auto* cmd = root.add_subcommand(
       "fit",

@@ -126,7 +126,7 @@ void run(const ModelsOptions& o) {
   if (o.json) std::cout << out.dump(2) << "\n";
 }
 
-const RegisterCommand kRegister(10, [](CLI::App& root) {
+const RegisterCommand kRegister_cmd_models(10, [](CLI::App& root) {
   auto opts = std::make_shared<ModelsOptions>();
   auto* cmd = root.add_subcommand(
       "models", "List the model families (NFNet, ViT) and ladders: shapes, parameters, MACs and training FLOPs per image");

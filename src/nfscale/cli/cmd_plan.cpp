@@ -24,7 +24,7 @@ struct PlanArgs {
   bool json = false;
 };
 
-RegisterCommand reg(70, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_plan(70, [](CLI::App& root) {
   auto a = std::make_shared<PlanArgs>();
   auto* app = root.add_subcommand(
       "plan",

@@ -135,7 +135,7 @@ void write_output(const std::string& out, const torch::Tensor& logits, const tor
   throw UserError("--out " + out + ": unknown extension; use .safetensors, .json or .csv");
 }
 
-RegisterCommand reg(26, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_predict(26, [](CLI::App& root) {
   auto a = std::make_shared<PredictArgs>();
   auto* app = root.add_subcommand(
       "predict",

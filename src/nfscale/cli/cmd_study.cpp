@@ -9,7 +9,7 @@
 namespace nfscale::cli {
 namespace {
 
-RegisterCommand reg(30, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_study(30, [](CLI::App& root) {
   auto args = std::make_shared<StudyArgs>();
   auto report_only = std::make_shared<bool>(false);
   auto do_finetune = std::make_shared<bool>(false);

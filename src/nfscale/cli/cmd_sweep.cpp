@@ -9,7 +9,7 @@
 namespace nfscale::cli {
 namespace {
 
-RegisterCommand reg(40, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_sweep(40, [](CLI::App& root) {
   auto args = std::make_shared<StudyArgs>();
   auto* app = root.add_subcommand(
       "sweep",

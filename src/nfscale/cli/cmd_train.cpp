@@ -46,7 +46,7 @@ std::string default_run_dir(const train::TrainConfig& c) {
   return buf;
 }
 
-RegisterCommand reg(20, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_train(20, [](CLI::App& root) {
   auto args = std::make_shared<TrainArgs>();
   auto* app = root.add_subcommand(
       "train",

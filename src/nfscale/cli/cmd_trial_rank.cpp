@@ -11,7 +11,7 @@
 namespace nfscale::cli {
 namespace {
 
-RegisterCommand reg(90, [](CLI::App& root) {
+RegisterCommand kRegister_cmd_trial_rank(90, [](CLI::App& root) {
   auto run_dir = std::make_shared<std::string>();
   auto* app = root.add_subcommand("trial-rank", "Internal: one rank of a sweep trial (nfscale sweep --trial-nproc)");
   app->group("");  // not listed in --help

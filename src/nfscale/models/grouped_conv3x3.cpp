@@ -1,5 +1,6 @@
 // grouped_conv3x3.cpp - autograd function, fp64 reference loops, weight packing, ISA selection, self-check and switch
 // of the direct 3x3 / 16-channel-group convolution (grouped_conv3x3.h, kernels: conv3x3_kernels.h).
+// NFSCALE_NO_UNITY: compiled alone (its kernel-route helpers g_route / table() / kCL mirror dense_conv3x3.cpp's).
 #include "nfscale/models/grouped_conv3x3.h"
 
 #include <ATen/Parallel.h>

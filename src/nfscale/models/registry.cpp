@@ -10,7 +10,7 @@
 
 namespace nfscale::models {
 namespace {
-const char* const kDefaultSmall = "mini-F3";
+const char* const kRegistryDefaultSmall = "mini-F3";
 }  // namespace
 
 std::vector<std::string> model_names() {
@@ -22,7 +22,7 @@ std::vector<std::string> model_names() {
 
 ModelInfo model_info(const std::string& model) { return family_of(model).info(model); }
 
-std::string default_small_model() { return kDefaultSmall; }
+std::string default_small_model() { return kRegistryDefaultSmall; }
 
 std::string ladder_rule() {
   std::string out;

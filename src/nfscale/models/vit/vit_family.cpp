@@ -21,10 +21,10 @@ const Row kRows[] = {{"Ti", 192, 12, 768, 3},     {"S", 384, 12, 1536, 6},    {"
 
 // The mini-ViT ladder: members Ti, S, M, B, L (patch 16) with every width (and so the MLP) divided by 8 - heads kept,
 // so each head has 8 channels - depth d -> ceil(d / 8), patch 4, trained and tested at 32 px (64 tokens).
-const char* const kLadderMirrors[] = {"Ti", "S", "M", "B", "L"};
-constexpr int64_t kLadderDivisor = 8, kLadderDepthDivisor = 8, kLadderPatch = 4, kLadderRes = 32;
+const char* const kVitLadderMirrors[] = {"Ti", "S", "M", "B", "L"};
+constexpr int64_t kVitLadderDivisor = 8, kLadderDepthDivisor = 8, kLadderPatch = 4, kVitLadderRes = 32;
 
-std::vector<ViTSpec> make_table() {
+std::vector<ViTSpec> make_vit_table() {
   std::vector<ViTSpec> t;
   for (int64_t patch : {16, 14}) {
     for (const Row& r : kRows) {
@@ -51,7 +51,7 @@ std::vector<ViTSpec> make_table() {
   so.heads = 16;
   so.note = "SoViT-400m/14 shape (class-token head instead of MAP)";
   t.push_back(so);
-  for (const char* size : kLadderMirrors) {
+  for (const char* size : kVitLadderMirrors) {
     for (const Row& r : kRows) {
       if (std::string(r.size) != size) continue;
       ViTSpec s;
@@ -59,12 +59,12 @@ std::vector<ViTSpec> make_table() {
       s.mirrors = std::string("ViT-") + size + "-16";
       s.is_ladder = true;
       s.patch = kLadderPatch;
-      s.width = r.width / kLadderDivisor;
-      s.mlp_dim = r.mlp / kLadderDivisor;
+      s.width = r.width / kVitLadderDivisor;
+      s.mlp_dim = r.mlp / kVitLadderDivisor;
       s.heads = r.heads;
       s.depth = (r.depth + kLadderDepthDivisor - 1) / kLadderDepthDivisor;
       s.pool = "gap";  // big_vision's default head
-      s.train_res = s.test_res = kLadderRes;
+      s.train_res = s.test_res = kVitLadderRes;
       s.ref_num_classes = 10;
       s.ref_in_channels = 1;
       s.note = "ladder member mirroring ViT-" + std::string(size) + "/16";
@@ -111,7 +111,7 @@ class ViTFamily : public ModelFamily {
 }  // namespace
 
 const std::vector<ViTSpec>& vit_specs() {
-  static const std::vector<ViTSpec> t = make_table();
+  static const std::vector<ViTSpec> t = make_vit_table();
   return t;
 }
 
@@ -130,9 +130,9 @@ ViTSpec vit_spec(const std::string& model) {
 
 std::string vit_ladder_rule() {
   std::ostringstream os;
-  os << "mini-ViT-X = ViT-X/16 with width and MLP width divided by " << kLadderDivisor
+  os << "mini-ViT-X = ViT-X/16 with width and MLP width divided by " << kVitLadderDivisor
      << " (heads kept), depth d -> ceil(d/" << kLadderDepthDivisor << "), patch " << kLadderPatch
-     << ", gap head; train/test at " << kLadderRes << " px";
+     << ", gap head; train/test at " << kVitLadderRes << " px";
   return os.str();
 }
 
