@@ -24,8 +24,8 @@ endfunction()
 # Unity (jumbo) builds: loading the precompiled LibTorch header costs ~8-15 s per translation unit on the 2-core CI
 # machine, more than most files take to compile, so a target's sources are compiled NFSCALE_UNITY_BATCH at a time.
 # Files that cannot share a translation unit are compiled alone: those with `#pragma GCC target` (the per-ISA
-# kernels; the pragma would leak into the files after them), those with per-file compile properties, and any file
-# that says `NFSCALE_NO_UNITY` in a comment.
+# kernels; the pragma would leak into the files after them) and any file that says `NFSCALE_NO_UNITY` in a comment.
+# A source given per-file compile properties sets SKIP_UNITY_BUILD_INCLUSION where it sets them (src/CMakeLists.txt).
 function(nfscale_unity target)
   if(NOT NFSCALE_UNITY)
     return()
@@ -34,8 +34,7 @@ function(nfscale_unity target)
   get_target_property(_srcs ${target} SOURCES)
   foreach(_src ${_srcs})
     file(STRINGS ${_src} _alone REGEX "#pragma GCC target|NFSCALE_NO_UNITY")
-    get_source_file_property(_defs ${_src} COMPILE_DEFINITIONS)
-    if(_alone OR _defs)
+    if(_alone)
       set_source_files_properties(${_src} PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
     endif()
   endforeach()
