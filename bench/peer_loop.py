@@ -8,22 +8,31 @@ import resource
 import sys
 import time
 
-# nfscale's defaults (util/runtime.h RuntimeOptions): allocations below 1 GiB come from the heap, and up to 2 GiB of
-# free heap is kept. Without them glibc returns every large temporary (a 16 MB activation, say) to the kernel with
-# munmap and page-faults it back on the next step: the untuned peer lost 35% of its F0 inference rate to that.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def tune_malloc():
-    """Applies nfscale's mallopt settings unless NFSCALE_MALLOC_TUNE=0 (the same switch nfscale obeys; the peer
-    inherits nfscale's environment). Returns whether they were applied."""
-    if os.environ.get("NFSCALE_MALLOC_TUNE", "1") == "0":
-        return False
+    """Applies the glibc malloc thresholds nfscale itself runs with. `nfscale bench` passes them in
+    NFSCALE_PEER_MALLOC as "<mmap threshold bytes>:<trim threshold bytes>", or "off" (NFSCALE_MALLOC_TUNE=0), from
+    their one source, util/runtime.h's malloc_tuning(). Without them glibc returns every large temporary (a 16 MB
+    activation, say) to the kernel with munmap and page-faults it back on the next step: the untuned peer lost 35% of
+    its F0 inference rate to that. Run by hand without the variable, the peer keeps glibc's defaults. Returns the
+    applied settings, or None."""
+    given = os.environ.get("NFSCALE_PEER_MALLOC", "off")
+    if given == "off":
+        return None
+    try:
+        mmap_threshold, trim_threshold = (int(v) for v in given.split(":"))
+    except ValueError:
+        sys.exit("peer_loop.py: NFSCALE_PEER_MALLOC='%s' is not '<mmap bytes>:<trim bytes>' or 'off' "
+                 "(nfscale bench sets it; unset it to run with glibc's defaults)" % given)
     libc = ctypes.CDLL("libc.so.6")
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
+    if not (libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)):
+        sys.exit("peer_loop.py: glibc refused NFSCALE_PEER_MALLOC='%s'" % given)
+    return {"mmap_threshold": mmap_threshold, "trim_threshold": trim_threshold}
 
 
-MALLOC_TUNED = tune_malloc()
+MALLOC = tune_malloc()
 
 
 def timed(fn, n):
@@ -48,7 +57,8 @@ def serve(model, train_step, infer_step, params, config):
             model.train()
             print(json.dumps({"seconds": s}), flush=True)
         elif c["cmd"] == "info":
-            print(json.dumps({"params": params, "config": config, "malloc_tuned": MALLOC_TUNED,
+            print(json.dumps({"params": params, "config": config, "malloc_tuned": MALLOC is not None,
+                              "malloc": MALLOC,
                               "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
         else:
             break

@@ -44,6 +44,25 @@ TEST(BenchRun, KeepsTheFusedSwitchOnAndTimesBoth) {
   models::set_fused_ops(before);
 }
 
+// --profile prints two per-op tables, the training step's (with backward ops) and the inference batch's (without).
+TEST(BenchRun, ProfilesATrainingStepAndAnInferenceBatch) {
+  BenchOptions o = tiny_options();
+  o.profile_rows = 400;  // every op
+  o.unfused = false;
+  ::testing::internal::CaptureStdout();
+  run_bench(o);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  const size_t train = out.find("per-op profile of one nfscale training step");
+  const size_t infer = out.find("per-op profile of one nfscale inference batch");
+  ASSERT_NE(train, std::string::npos) << out;
+  ASSERT_NE(infer, std::string::npos) << out;
+  ASSERT_LT(train, infer);
+  const std::string train_table = out.substr(train, infer - train), infer_table = out.substr(infer, out.find("\n\n", infer) - infer);
+  EXPECT_NE(train_table.find("Backward"), std::string::npos) << train_table;
+  EXPECT_NE(infer_table.find("conv"), std::string::npos) << infer_table;
+  EXPECT_EQ(infer_table.find("Backward"), std::string::npos) << infer_table;
+}
+
 // NFSCALE_FUSED=0 itself (read once per process, on the first query): in a fresh process (threadsafe death-test
 // style re-executes the binary), set it, bench, and exit with the switch's state.
 TEST(BenchRunDeathTest, EnvironmentSwitchSurvivesTheBench) {

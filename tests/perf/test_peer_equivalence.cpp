@@ -14,6 +14,7 @@
 #include "nfscale/models/registry.h"
 #include "nfscale/perf/peer_process.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/runtime.h"
 
 namespace nfscale::perf {
 namespace {
@@ -114,6 +115,48 @@ TEST(PeerNfnet, FixedSettingIsUsedAndABadOneRefused) {
   }
   arch["setting"] = "fp16/nchw/native/varmean";
   EXPECT_THROW(PeerProcess(kPython, kPeer, arch), UserError);
+}
+
+// The peer runs with nfscale's own malloc thresholds, handed over from their one source (util/runtime.h), and with
+// glibc's defaults when nfscale runs without them (NFSCALE_MALLOC_TUNE=0 or RuntimeOptions::tune_malloc = false).
+TEST(PeerNfnet, RunsWithNfscalesMallocSettings) {
+  auto arch = peer_architecture("mini-F0", 10, 1, 17, 2, 1);
+  arch["setting"] = "fp32/nchw/native/varmean";
+  RuntimeOptions tuned;
+  tuned.mmap_threshold = size_t(96) << 20;  // not the default, so a copy of the default in the peer would fail
+  tuned.trim_threshold = size_t(300) << 20;
+  configure_runtime(tuned);
+  ASSERT_TRUE(malloc_tuning().tuned);
+  {
+    PeerProcess peer(kPython, kPeer, arch);
+    const auto info = peer.call({{"cmd", "info"}});
+    ASSERT_TRUE(info["malloc_tuned"].get<bool>()) << info.dump();
+    EXPECT_EQ(info["malloc"]["mmap_threshold"].get<size_t>(), size_t(96) << 20);
+    EXPECT_EQ(info["malloc"]["trim_threshold"].get<size_t>(), size_t(300) << 20);
+  }
+  RuntimeOptions off = tuned;
+  off.tune_malloc = false;
+  configure_runtime(off);
+  EXPECT_FALSE(malloc_tuning().tuned);
+  {
+    PeerProcess peer(kPython, kPeer, arch);
+    const auto info = peer.call({{"cmd", "info"}});
+    EXPECT_FALSE(info["malloc_tuned"].get<bool>()) << info.dump();
+    EXPECT_TRUE(info["malloc"].is_null()) << info.dump();
+  }
+  configure_runtime({});  // back to the defaults
+}
+
+// A malformed hand-over is refused by name, not ignored.
+TEST(PeerNfnet, MalformedMallocSettingIsRefused) {
+  const std::string cmd = "NFSCALE_PEER_MALLOC=lots " + kPython + " " + kPeer + " '{}' </dev/null 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  EXPECT_NE(::pclose(p), 0);
+  EXPECT_NE(out.find("NFSCALE_PEER_MALLOC='lots'"), std::string::npos) << out;
 }
 
 }  // namespace

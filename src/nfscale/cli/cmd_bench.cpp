@@ -42,7 +42,8 @@ const RegisterCommand kRegister_cmd_bench(90, [](CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--json", o->json_out, "Also write every figure as JSON to this file");
   cmd->add_option("--profile", o->profile_rows,
-                  "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step, this many rows")
+                  "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step and of one inference "
+                  "batch, this many rows each")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o] { perf::run_bench(*o); });
 });

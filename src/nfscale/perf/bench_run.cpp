@@ -86,6 +86,10 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
                 train_set.str().c_str(),
                 format_op_table(profile_ops([&] { nf.train_rate(fused, 1, train_set); }), size_t(o.profile_rows))
                     .c_str());
+    std::printf("  per-op profile of one nfscale inference batch (%s; profiler overhead included):\n%s",
+                infer_set.str().c_str(),
+                format_op_table(profile_ops([&] { nf.infer_rate(fused, 1, infer_set); }), size_t(o.profile_rows))
+                    .c_str());
   }
   std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)\n", c.model.c_str(),
               (long long)c.res, (long long)c.batch, (long long)cost.params, cost.macs_per_image / 1e9,

@@ -24,6 +24,10 @@ PeerProcess::PeerProcess(const std::string& python, const std::string& script, c
   require(pipe(in) == 0 && pipe(out) == 0, "bench: cannot create pipes for the peer " + script);
   const std::string a = arch.dump();
   const int blas = blas_threads();
+  // nfscale's malloc thresholds, from their one source (util/runtime.h), for the peer to apply to itself.
+  const MallocTuning m = malloc_tuning();
+  const std::string malloc_env =
+      m.tuned ? std::to_string(m.mmap_threshold) + ":" + std::to_string(m.trim_threshold) : std::string("off");
   pid_ = fork();
   require(pid_ >= 0, "bench: fork failed starting the peer " + script);
   if (pid_ == 0) {
@@ -33,6 +37,7 @@ PeerProcess::PeerProcess(const std::string& python, const std::string& script, c
     // Same OpenBLAS thread count as nfscale (its own pool fights the OpenMP threads; see util/runtime.h), so the
     // peer gets the fix too unless the caller set OPENBLAS_NUM_THREADS.
     if (blas > 0) setenv("OPENBLAS_NUM_THREADS", std::to_string(blas).c_str(), /*overwrite=*/0);
+    setenv("NFSCALE_PEER_MALLOC", malloc_env.c_str(), /*overwrite=*/1);
     execlp(python.c_str(), python.c_str(), script.c_str(), a.c_str(), (char*)nullptr);
     std::perror(("bench: cannot run " + python).c_str());
     _exit(127);

@@ -26,7 +26,24 @@ Fn openblas_symbol(const char* name) {
   return reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, name));
 }
 
+// The settings `options` give after the NFSCALE_MALLOC_TUNE switch, clamped to what mallopt's int takes.
+MallocTuning resolve_malloc(const RuntimeOptions& options) {
+  bool tune = options.tune_malloc;
+  if (const char* env = std::getenv("NFSCALE_MALLOC_TUNE")) tune = std::string(env) != "0";
+  MallocTuning t;
+  if (!tune) return t;
+  t.tuned = true;
+  t.mmap_threshold = std::min<size_t>(options.mmap_threshold, size_t(1) << 30);
+  t.trim_threshold = std::min<size_t>(options.trim_threshold, (size_t(1) << 31) - 1);
+  return t;
+}
+
+bool g_malloc_applied = false;
+MallocTuning g_malloc;
+
 }  // namespace
+
+MallocTuning malloc_tuning() { return g_malloc_applied ? g_malloc : resolve_malloc({}); }
 
 int blas_threads() {
   auto get = openblas_symbol<int (*)()>("openblas_get_num_threads");
@@ -53,12 +70,13 @@ int configure_runtime(const RuntimeOptions& options) {
     if (auto set = openblas_symbol<void (*)(int)>("openblas_set_num_threads")) set(blas);
   }
 
-  bool tune = options.tune_malloc;
-  if (const char* env = std::getenv("NFSCALE_MALLOC_TUNE")) tune = std::string(env) != "0";
-  if (tune) {
-    mallopt(M_MMAP_THRESHOLD, static_cast<int>(std::min<size_t>(options.mmap_threshold, 1u << 30)));
-    mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<size_t>(options.trim_threshold, (1u << 31) - 1)));
+  const MallocTuning m = resolve_malloc(options);
+  if (m.tuned) {
+    mallopt(M_MMAP_THRESHOLD, static_cast<int>(m.mmap_threshold));
+    mallopt(M_TRIM_THRESHOLD, static_cast<int>(m.trim_threshold));
   }
+  g_malloc = m;
+  g_malloc_applied = true;
   return threads;
 }
 

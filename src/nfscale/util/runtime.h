@@ -20,6 +20,16 @@ struct RuntimeOptions {
 // Applies the options; returns the thread count in use. Safe to call more than once.
 int configure_runtime(const RuntimeOptions& options = {});
 
+// The glibc malloc thresholds this process runs with: what the last configure_runtime applied, or, before any call,
+// what configure_runtime({}) would apply (env NFSCALE_MALLOC_TUNE included). The bench hands these to its Python
+// peer (perf/peer_process.cpp, env NFSCALE_PEER_MALLOC) so both sides run with the same settings from one source.
+struct MallocTuning {
+  bool tuned = false;         // false: glibc's defaults
+  size_t mmap_threshold = 0;  // bytes, as passed to mallopt (clamped to glibc's limits); 0 when not tuned
+  size_t trim_threshold = 0;
+};
+MallocTuning malloc_tuning();
+
 // OpenBLAS's thread count as set now, or -1 when the BLAS in use is not OpenBLAS.
 int blas_threads();
 
