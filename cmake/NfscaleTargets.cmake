@@ -7,7 +7,8 @@ set(NFSCALE_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 # A tiny target that owns the precompiled LibTorch header; every torch-using target reuses it.
 function(nfscale_pch_owner)
   add_library(nfscale_pch STATIC ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
-  target_link_libraries(nfscale_pch PUBLIC ${TORCH_LIBRARIES})
+  # OpenMP (when LibTorch uses it) on the PCH owner: every target, and the precompiled header itself, get -fopenmp.
+  target_link_libraries(nfscale_pch PUBLIC ${TORCH_LIBRARIES} ${NFSCALE_OPENMP})
   target_compile_options(nfscale_pch PUBLIC ${NFSCALE_WARNINGS})
   target_include_directories(nfscale_pch PUBLIC ${PROJECT_SOURCE_DIR}/src)
   if(NFSCALE_PCH)

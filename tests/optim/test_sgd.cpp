@@ -132,6 +132,44 @@ TEST(SgdAgc, FusedMatchesAtenInFloat) {
   }
 }
 
+// The fused update's parameters, buffers and statistics are bit-identical at 1 and 2 intra-op threads (the units
+// are split over the threads; the gradient norm is summed in unit order, not in the order the threads finish).
+TEST(SgdAgc, FusedUpdateIsBitIdenticalAcrossThreadCounts) {
+  const int threads_before = at::get_num_threads();
+  const std::vector<std::vector<int64_t>> shapes = {{256, 64, 3, 3}, {2048, 96, 1, 1}, {10, 384}};
+  std::vector<std::vector<torch::Tensor>> params_after, buffers_after;
+  std::vector<double> norms;
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    std::vector<ParamSpec> ps;
+    for (size_t i = 0; i < shapes.size(); ++i)
+      ps.push_back(spec("p" + std::to_string(i), randn_double(shapes[i], 70 + i, 0.1).to(torch::kFloat), true, true));
+    SgdAgcOptions o;
+    o.weight_decay = 1e-3;
+    SgdAgc opt(ps, o);
+    double norm = 0;
+    for (int t = 0; t < 3; ++t) {
+      for (size_t i = 0; i < ps.size(); ++i)
+        ps[i].param.mutable_grad() = randn_double(shapes[i], 700 + 10 * t + i, 1e-2).to(torch::kFloat);
+      norm += opt.step(0.3).grad_norm;
+    }
+    std::vector<torch::Tensor> p, b;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      p.push_back(ps[i].param.detach().clone());
+      b.push_back(opt.momentum_buffers()[i].clone());
+    }
+    params_after.push_back(p);
+    buffers_after.push_back(b);
+    norms.push_back(norm);
+  }
+  at::set_num_threads(threads_before);
+  EXPECT_EQ(norms[0], norms[1]);  // exact
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    EXPECT_TRUE(bit_equal(params_after[0][i], params_after[1][i])) << "param " << i;
+    EXPECT_TRUE(bit_equal(buffers_after[0][i], buffers_after[1][i])) << "buffer " << i;
+  }
+}
+
 TEST(SgdAgc, NesterovWithDecayAndAgcMatchesFormula) {
   SgdAgcOptions opt;
   opt.weight_decay = 0.01;  // larger than the default so a wrong decay flag shows up clearly

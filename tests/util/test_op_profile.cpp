@@ -47,6 +47,31 @@ TEST(OpProfile, TableHasTheRequestedRows) {
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 3);
 }
 
+// By shapes: calls of one op with different input shapes are separate rows, each named with its outermost
+// enclosing op; the calls still add up.
+TEST(OpProfile, ByShapesSplitsCallsByInputShapeAndEnclosingOp) {
+  auto a = torch::randn({64, 32}), b = torch::randn({32, 16}), c = torch::randn({16, 8});
+  const auto stats = profile_ops(
+      [&] {
+        for (int i = 0; i < 3; ++i) auto y = torch::mm(a, b);
+        auto z = torch::mm(torch::mm(a, b), c);
+        auto m = torch::matmul(a, b);  // matmul -> mm: the mm row says "in aten::matmul"
+      },
+      /*by_shapes=*/true);
+  const OpStat* ab = find(stats, "aten::mm [64,32] [32,16]");
+  const OpStat* bc = find(stats, "aten::mm [64,16] [16,8]");
+  const OpStat* in_matmul = find(stats, "aten::mm [64,32] [32,16] in aten::matmul");
+  ASSERT_NE(ab, nullptr);
+  ASSERT_NE(bc, nullptr);
+  ASSERT_NE(in_matmul, nullptr);
+  EXPECT_EQ(ab->calls, 4);
+  EXPECT_EQ(bc->calls, 1);
+  EXPECT_EQ(in_matmul->calls, 1);
+  EXPECT_EQ(find(stats, "aten::mm"), nullptr);  // no row without its shapes
+  const std::string table = format_op_table(stats, stats.size());
+  EXPECT_NE(table.find("aten::mm [64,32] [32,16] in aten::matmul"), std::string::npos) << table;
+}
+
 TEST(OpProfile, ExceptionLeavesTheProfilerOff) {
   EXPECT_THROW(profile_ops([] { throw std::runtime_error("boom"); }), std::runtime_error);
   // A second profile must start cleanly (the first one was switched off).

@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "nfscale/util/runtime.h"
@@ -51,6 +52,21 @@ TEST(Runtime, DataParallelRanksShareTheCores) {
   ::unsetenv("LOCAL_WORLD_SIZE");
   o.threads = 0;
   EXPECT_EQ(configure_runtime(o), cores);
+}
+
+// at::parallel_for compiled in nfscale code runs on every intra-op thread (it ran the whole range on the calling thread
+// when nfscale was compiled without -fopenmp against the OpenMP LibTorch: all its kernels were single-threaded).
+TEST(Runtime, ParallelForInNfscaleCodeRunsOnEveryThread) {
+  ::unsetenv("NFSCALE_THREADS");
+  RuntimeOptions o;
+  o.threads = 2;
+  o.blas_threads = 0;
+  ASSERT_EQ(configure_runtime(o), 2);
+  std::atomic<int> seen{0};  // bit t: thread t ran a chunk
+  at::parallel_for(0, 1 << 16, 1, [&](int64_t, int64_t) { seen |= 1 << at::get_thread_num(); });
+  EXPECT_EQ(seen.load(), 0b11) << "at::parallel_for used threads with mask " << seen.load() << " of 2";
+  o.threads = 0;
+  configure_runtime(o);
 }
 
 }  // namespace

@@ -45,6 +45,9 @@ const RegisterCommand kRegister_cmd_bench(90, [](CLI::App& root) {
                   "Print the per-op CPU profile (calls, self/total ms) of one nfscale training step and of one inference "
                   "batch, this many rows each")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--profile-shapes", o->profile_shapes,
+                "With --profile: one row per op, input shapes and outermost enclosing op (e.g. which aten::copy_ "
+                "calls cost the time)");
   cmd->callback([o] { perf::run_bench(*o); });
 });
 

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <mutex>
+#include <vector>
 
 namespace nfscale::optim {
 
@@ -33,11 +33,13 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
   const T wd = T(a.weight_decay), m = T(a.momentum), neg_lr = T(-a.lr);
   const T clip = T(a.agc_options.clip), eps = T(a.agc_options.eps), floor = T(a.agc_options.grad_floor);
   const bool decay = a.weight_decay != 0, mom = a.momentum > 0;
-  std::mutex mu;
-  FusedUpdateResult total;
+  // Per-unit squared gradient norms, summed in unit order afterwards: the total's bits do not depend on how the
+  // units were split over threads (or in which order the threads finished).
+  std::vector<double> unit_sq(size_t(units), 0.0);
+  std::atomic<int64_t> clipped_units{0};
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, len));
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
-    FusedUpdateResult part;
+    int64_t part_clipped = 0;
     for (int64_t u = u0; u < u1; ++u) {
       T* pu = p + u * len;
       T* gu = g + u * len;
@@ -57,7 +59,7 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
         ws += double(pu[k]) * double(pu[k]);
       }
       for (int l = 0; l < kLanes; ++l) gs += gl[l], ws += wl[l];
-      part.grad_sq_norm += gs;
+      unit_sq[size_t(u)] = gs;
       T scale = T(1);
       bool clipped = false;
       if (a.agc) {
@@ -66,7 +68,7 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
         if (gn > max_norm) {
           scale = max_norm / std::max(gn, floor);
           clipped = true;
-          ++part.units_clipped;
+          ++part_clipped;
         }
       }
       for (int64_t k = 0; k < len; ++k) {
@@ -82,10 +84,11 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
         gu[k] = (mom && !a.nesterov) ? gk : step;  // as the ATen path leaves it
       }
     }
-    std::lock_guard<std::mutex> lock(mu);
-    total.grad_sq_norm += part.grad_sq_norm;
-    total.units_clipped += part.units_clipped;
+    clipped_units += part_clipped;
   });
+  FusedUpdateResult total;
+  for (const double sq : unit_sq) total.grad_sq_norm += sq;
+  total.units_clipped = clipped_units.load();
   return total;
 }
 

@@ -84,11 +84,11 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   if (o.profile_rows > 0) {
     std::printf("  per-op profile of one nfscale training step (%s; profiler overhead included):\n%s",
                 train_set.str().c_str(),
-                format_op_table(profile_ops([&] { nf.train_rate(fused, 1, train_set); }), size_t(o.profile_rows))
+                format_op_table(profile_ops([&] { nf.train_rate(fused, 1, train_set); }, o.profile_shapes), size_t(o.profile_rows))
                     .c_str());
     std::printf("  per-op profile of one nfscale inference batch (%s; profiler overhead included):\n%s",
                 infer_set.str().c_str(),
-                format_op_table(profile_ops([&] { nf.infer_rate(fused, 1, infer_set); }), size_t(o.profile_rows))
+                format_op_table(profile_ops([&] { nf.infer_rate(fused, 1, infer_set); }, o.profile_shapes), size_t(o.profile_rows))
                     .c_str());
   }
   std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)\n", c.model.c_str(),

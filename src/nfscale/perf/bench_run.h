@@ -23,6 +23,7 @@ struct BenchOptions {
                              // bf16/channels_last/flat/batchnorm (see bench/peer_nfnet.py)
   bool unfused = true;  // also time nfscale with the fused ops off (only when they are on to begin with)
   int profile_rows = 0;  // > 0: print the per-op profiles of one training step and one inference batch (rows each)
+  bool profile_shapes = false;  // the profiles' rows by op, input shapes and enclosing op (util/op_profile.h)
   std::string precision = "best";  // see candidate_settings()
   int gemm_n = 1024;  // GEMM probe size (a perfect square)
   std::string json_out;  // also write every figure here ("" = no file)

@@ -10,9 +10,25 @@
 
 namespace nfscale {
 
-std::vector<OpStat> profile_ops(const std::function<void()>& fn) {
+namespace {
+
+// "[a,b] [c] []": the shapes the profiler recorded for an op's inputs.
+std::string shapes_text(const std::vector<std::vector<int64_t>>& shapes) {
+  std::string out;
+  for (const auto& shape : shapes) {
+    out += out.empty() ? "[" : " [";
+    for (size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + std::to_string(shape[i]);
+    out += "]";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<OpStat> profile_ops(const std::function<void()>& fn, bool by_shapes) {
   namespace prof = torch::autograd::profiler;
-  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  prof::enableProfilerLegacy(
+      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU, /*report_input_shapes=*/by_shapes));
   try {
     fn();
   } catch (...) {
@@ -34,8 +50,13 @@ std::vector<OpStat> profile_ops(const std::function<void()>& fn) {
         const Open open = stack.back();
         stack.pop_back();
         const double total = open.push->cpuElapsedUs(e);
-        OpStat& s = by_name[open.push->name()];
-        s.name = open.push->name();
+        std::string key = open.push->name();
+        if (by_shapes) {
+          key += " " + shapes_text(open.push->shapes());
+          if (!stack.empty()) key += std::string(" in ") + stack.front().push->name();
+        }
+        OpStat& s = by_name[key];
+        s.name = key;
         s.calls += 1;
         s.total_us += total;
         s.self_us += total - open.child_us;
@@ -51,15 +72,19 @@ std::vector<OpStat> profile_ops(const std::function<void()>& fn) {
 
 std::string format_op_table(const std::vector<OpStat>& stats, size_t rows) {
   double sum = 0.0;
-  for (const auto& s : stats) sum += s.self_us;
+  int width = 48;  // the name column: 48 characters, wider for the long names of a by-shapes profile (up to 120)
+  for (size_t i = 0; i < stats.size(); ++i) {
+    sum += stats[i].self_us;
+    if (i < rows) width = std::max(width, std::min(120, int(stats[i].name.size())));
+  }
   std::string out;
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "  %-48s %7s %10s %6s %10s %9s\n", "op", "calls", "self ms", "self%", "total ms",
-                "us/call");
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "  %-*s %7s %10s %6s %10s %9s\n", width, "op", "calls", "self ms", "self%",
+                "total ms", "us/call");
   out += buf;
   for (size_t i = 0; i < std::min(rows, stats.size()); ++i) {
     const auto& s = stats[i];
-    std::snprintf(buf, sizeof buf, "  %-48.48s %7lld %10.2f %5.1f%% %10.2f %9.1f\n", s.name.c_str(),
+    std::snprintf(buf, sizeof buf, "  %-*.*s %7lld %10.2f %5.1f%% %10.2f %9.1f\n", width, width, s.name.c_str(),
                   static_cast<long long>(s.calls), s.self_us / 1e3, sum > 0 ? 100.0 * s.self_us / sum : 0.0,
                   s.total_us / 1e3, s.self_us / double(std::max<int64_t>(1, s.calls)));
     out += buf;

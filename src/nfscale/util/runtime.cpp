@@ -11,6 +11,16 @@
 
 #include <ATen/Parallel.h>
 
+// at::parallel_for (ATen/Parallel-inl.h) is inlined into the caller: against an OpenMP LibTorch it runs in parallel
+// only where _OPENMP is defined, and silently runs the whole range on the calling thread elsewhere. Every nfscale
+// target is compiled with LibTorch's threading (CMakeLists.txt links OpenMP::OpenMP_CXX through nfscale_pch).
+#if AT_PARALLEL_OPENMP
+#ifndef _OPENMP
+#error "LibTorch uses OpenMP: compile nfscale with -fopenmp (CMake's OpenMP::OpenMP_CXX), or its kernels run on one thread"
+#endif
+#include <omp.h>
+#endif
+
 namespace nfscale {
 
 int online_cores() {
@@ -63,6 +73,11 @@ int configure_runtime(const RuntimeOptions& options) {
     threads = std::max(1, online_cores() / local_ranks);
   }
   at::set_num_threads(threads);
+#if AT_PARALLEL_OPENMP
+  // The same count in the OpenMP runtime nfscale's own parallel regions use: the same runtime as LibTorch's here
+  // (Debian), a second one when an official LibTorch bundles its own libgomp.
+  omp_set_num_threads(threads);
+#endif
 
   int blas = options.blas_threads;
   if (const char* env = std::getenv("NFSCALE_BLAS_THREADS")) blas = std::atoi(env);
