@@ -7,7 +7,7 @@
 #
 #   bench/compare_builds.sh [--base COMMIT] [--base-bin PATH] [--new-bin PATH] [--base-env "VAR=V ..."]
 #                           [--reps N] [--steps N] [--cases "MODEL:RES:BATCH ..."] [--threads "1 2"]
-#                           [--precision SETTING] [--json FILE]
+#                           [--precision SETTING] [--omp-wait passive|active|default] [--json FILE]
 #   bench/compare_builds.sh --study PRESET [--base ...] [--base-bin ...] [--new-bin ...] [--base-env ...]
 #
 # --base-env sets environment variables for the base runs only: with --base-bin equal to --new-bin it compares one
@@ -16,6 +16,9 @@
 # --study PRESET instead times a whole `nfscale study --workers 2 --preset PRESET` (as scripts/run-study.sh runs
 # it) with each binary, base first, each into a fresh temporary directory with its own empty dedup cache
 # (NFSCALE_CACHE_DIR), and prints both wall times, the trials each ran and each study's fitted exponent.
+# --omp-wait sets OMP_WAIT_POLICY for both sides' timed runs: passive (the default, as every table before session 12
+# was measured: idle OpenMP threads sleep at once, so each parallel region pays a wake-up), active (they spin), or
+# default (unset: libgomp spins briefly, then sleeps; what `nfscale train` gets unless the user sets it).
 # Defaults: base 3077233, new build/bin/nfscale, 5 repetitions of 3 steps, cases mini-F0 and mini-F3 at 32 px with
 # batch 64 and 128, threads 1 and 2, precision fp32/channels_last. On a shared machine the absolute numbers move
 # with the load (printed per run); the paired ratios are the robust figure.
@@ -32,6 +35,7 @@ threads="1 2"
 precision="fp32/channels_last"
 json_out=""
 study=""
+omp_wait="passive"
 base_env=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --precision) precision="$2"; shift 2 ;;
     --json) json_out="$2"; shift 2 ;;
+    --omp-wait) omp_wait="$2"; shift 2 ;;
     --study) study="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare_builds.sh: unknown argument '$1' (see --help)" >&2; usage 2 ;;
@@ -54,6 +59,11 @@ while [ $# -gt 0 ]; do
 done
 [[ "$reps" =~ ^[1-9][0-9]*$ && "$steps" =~ ^[1-9][0-9]*$ ]] || {
   echo "compare_builds.sh: --reps and --steps must be positive whole numbers (got '$reps', '$steps')" >&2; exit 2; }
+case "$omp_wait" in
+  passive|active) omp_env="OMP_WAIT_POLICY=$omp_wait" ;;
+  default) omp_env="-u OMP_WAIT_POLICY" ;;
+  *) echo "compare_builds.sh: --omp-wait takes passive, active or default, got '$omp_wait'" >&2; exit 2 ;;
+esac
 for kv in $base_env; do
   [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || {
     echo "compare_builds.sh: --base-env takes VAR=VALUE words, got '$kv'" >&2; exit 2; }
@@ -84,7 +94,7 @@ if [ -n "$study" ]; then
     bin="$base_bin"; envs=""; [ "$which" = new ] && bin="$new_bin"; [ "$which" = base ] && envs="$base_env"
     mkdir -p "$work/cache-$which"
     t0=$(date +%s.%N); l0=$(cut -d' ' -f1 /proc/loadavg)
-    # shellcheck disable=SC2086  # envs: VAR=VALUE words, checked above
+    # shellcheck disable=SC2086  # omp_env and envs: env arguments, checked above
     env NFSCALE_CACHE_DIR="$work/cache-$which" $envs "$bin" study --workers 2 --preset "$study" \
       --out "$work/study-$which" > "$work/study-$which.log" 2>&1 || {
       echo "compare_builds.sh: $bin study --preset $study failed:" >&2; tail -20 "$work/study-$which.log" >&2; exit 1; }
@@ -104,7 +114,7 @@ run_one() {
   local which="$1" bin="$2" t="$3" c="$4" r="$5" out="$work/run.json"
   local envs=""; [ "$which" = base ] && envs="$base_env"
   # shellcheck disable=SC2086  # envs: VAR=VALUE words, checked above
-  env OMP_WAIT_POLICY=passive $envs "$bin" --threads "$t" bench --peer none --no-unfused --case "$c" --precision "$precision" \
+  env $omp_env $envs "$bin" --threads "$t" bench --peer none --no-unfused --case "$c" --precision "$precision" \
     --reps 1 --steps "$steps" --infer-steps 1 --json "$out" > "$work/run.log" 2>&1 || {
       echo "compare_builds.sh: $bin failed on $c (threads $t):" >&2; cat "$work/run.log" >&2; exit 1; }
   python3 - "$out" "$which" "$t" "$c" "$r" "$(cut -d' ' -f1 /proc/loadavg)" >> "$records" <<'EOF'
@@ -119,7 +129,7 @@ print(json.dumps({"which": which, "threads": int(t), "case": c, "rep": int(r), "
 EOF
 }
 
-echo "[compare] base $base_bin, new $new_bin; $reps alternating reps x $steps steps; $precision; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "[compare] base $base_bin, new $new_bin; $reps alternating reps x $steps steps; $precision; OMP_WAIT_POLICY $omp_wait; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for t in $threads; do
   for c in $cases; do
     for ((r = 0; r < reps; ++r)); do
