@@ -134,8 +134,11 @@ TEST_F(CliRuns, KillNineAtRandomMomentsThenResumeIsBitIdentical) {
       while (Clock::now() < until && !(exited = try_wait(pid, &code)))
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     } else if (kills % 3 == 1) {
-      // B: mid-step: after 1-3 new metrics lines of this attempt, plus a random 0-30 ms.
-      const size_t target = train_line_count(dir) + 1 + size_t(unif(rng) * 3);
+      // B: mid-step: after 2-3 new metrics lines of this attempt, plus a random 0-30 ms. A step's line comes before
+      // its checkpoint, so the second new line guarantees the attempt saved progress: with one line, a loaded
+      // machine (the checkpoint write outlasting the 30 ms) made B kills repeat the previous step, and the kills
+      // failed to spread (3 distinct steps in 10 kills, seen under ctest -j2).
+      const size_t target = train_line_count(dir) + 2 + size_t(unif(rng) * 2);
       const auto give_up = Clock::now() + std::chrono::duration<double>(ref_seconds_ * 3 + 10);
       while (train_line_count(dir) < target && Clock::now() < give_up && !(exited = try_wait(pid, &code)))
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
