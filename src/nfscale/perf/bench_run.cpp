@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 
 #include "nfscale/models/fused_ops.h"
@@ -82,14 +83,13 @@ nlohmann::json run_case(const BenchOptions& o, const BenchCase& c, const std::st
   const StepSetting train_set = nf.train_setting(), infer_set = nf.infer_setting();
   if (time_unfused) nf.train_rate(false, 1, train_set), nf.infer_rate(false, 1, infer_set);
   if (o.profile_rows > 0) {
-    std::printf("  per-op profile of one nfscale training step (%s; profiler overhead included):\n%s",
-                train_set.str().c_str(),
-                format_op_table(profile_ops([&] { nf.train_rate(fused, 1, train_set); }, o.profile_shapes), size_t(o.profile_rows))
-                    .c_str());
-    std::printf("  per-op profile of one nfscale inference batch (%s; profiler overhead included):\n%s",
-                infer_set.str().c_str(),
-                format_op_table(profile_ops([&] { nf.infer_rate(fused, 1, infer_set); }, o.profile_shapes), size_t(o.profile_rows))
-                    .c_str());
+    const auto print_profile = [&](const char* what, const StepSetting& setting, const std::function<void()>& run) {
+      std::printf("  per-op profile of one nfscale %s (%s; profiler overhead included):\n%s", what,
+                  setting.str().c_str(),
+                  format_op_table(profile_ops(run, o.profile_shapes), size_t(o.profile_rows)).c_str());
+    };
+    print_profile("training step", train_set, [&] { nf.train_rate(fused, 1, train_set); });
+    print_profile("inference batch", infer_set, [&] { nf.infer_rate(fused, 1, infer_set); });
   }
   std::printf("\n%s @%lld px, batch %lld: %lld params, %.4f GMACs/img (train %.3f GFLOP/img)\n", c.model.c_str(),
               (long long)c.res, (long long)c.batch, (long long)cost.params, cost.macs_per_image / 1e9,

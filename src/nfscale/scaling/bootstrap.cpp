@@ -8,6 +8,7 @@
 
 #include "nfscale/util/error.h"
 #include "nfscale/util/rng.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 
@@ -18,8 +19,7 @@ void Estimate::flag_bound(const std::string& note) {
 }
 
 nlohmann::json to_json(const Estimate& e) {
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  nlohmann::json j = {{"value", num(e.value)}, {"lo", num(e.lo)}, {"hi", num(e.hi)}};
+  nlohmann::json j = {{"value", finite_or_null(e.value)}, {"lo", finite_or_null(e.lo)}, {"hi", finite_or_null(e.hi)}};
   if (e.at_bound) {
     j["at_bound"] = true;
     j["bound_note"] = e.bound_note;

@@ -9,11 +9,11 @@
 #include "nfscale/scaling/fits.h"
 #include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 // The family's best frontier cell with compute <= flops (the frontier is sorted by compute and its loss falls
 // along it, so that is the last one at or below flops). Its top-1 error: the mean over the runs of that cell.
@@ -153,8 +153,12 @@ FamilyComparison compare_families(const FamilySide& a, const FamilySide& b, int 
 nlohmann::json to_json(const FamilyComparison& c) {
   nlohmann::json levels = nlohmann::json::array();
   auto best = [](const BestByCompute& b) {
-    return nlohmann::json{{"model", b.model}, {"epochs", num(b.epochs)}, {"lr", num(b.lr)}, {"flops", num(b.flops)},
-                          {"loss", num(b.loss)}, {"top1_err", num(b.top1_err)}};
+    return nlohmann::json{{"model", b.model},
+                          {"epochs", finite_or_null(b.epochs)},
+                          {"lr", finite_or_null(b.lr)},
+                          {"flops", finite_or_null(b.flops)},
+                          {"loss", finite_or_null(b.loss)},
+                          {"top1_err", finite_or_null(b.top1_err)}};
   };
   for (const auto& l : c.levels)
     levels.push_back({{"flops", l.flops},
@@ -165,7 +169,7 @@ nlohmann::json to_json(const FamilyComparison& c) {
                       {"log_ratio", to_json(l.log_ratio)},
                       {"leader", l.leader < 0 ? c.family_a : l.leader > 0 ? c.family_b : "indistinguishable"}});
   return {{"family_a", c.family_a},          {"family_b", c.family_b},
-          {"overlap_flops", {num(c.overlap_lo), num(c.overlap_hi)}},
+          {"overlap_flops", {finite_or_null(c.overlap_lo), finite_or_null(c.overlap_hi)}},
           {"levels", levels},                {"exponent_a", to_json(c.exponent_a)},
           {"exponent_b", to_json(c.exponent_b)}, {"exponent_diff", to_json(c.exponent_diff)},
           {"error", c.error},                {"verdict", c.verdict}};

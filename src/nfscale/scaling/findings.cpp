@@ -13,6 +13,7 @@
 #include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/rng.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
@@ -35,7 +36,6 @@ Eigen::Vector3d quadratic_fit(const std::vector<double>& x, const std::vector<do
   return qr.solve(Y);
 }
 
-nlohmann::json findings_num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 }  // namespace
 
@@ -357,10 +357,10 @@ nlohmann::json to_json(const GrowthFinding& f) {
 nlohmann::json to_json(const LrFinding& f) {
   nlohmann::json models = nlohmann::json::array();
   for (auto& m : f.models)
-    models.push_back({{"model", m.model}, {"params", findings_num(m.params)}, {"slope", to_json(m.slope)},
-                      {"smallest_budget_lr", findings_num(m.smallest_budget_lr)}});
+    models.push_back({{"model", m.model}, {"params", finite_or_null(m.params)}, {"slope", to_json(m.slope)},
+                      {"smallest_budget_lr", finite_or_null(m.smallest_budget_lr)}});
   return {{"verdict", verdict_name(f.verdict)}, {"reason", f.reason}, {"models", models},
-          {"small_budget_lr_ratio", findings_num(f.small_budget_lr_ratio)}, {"size_trend", to_json(f.size_trend)}};
+          {"small_budget_lr_ratio", finite_or_null(f.small_budget_lr_ratio)}, {"size_trend", to_json(f.size_trend)}};
 }
 
 nlohmann::json to_json(const FinetuneFinding& f) {

@@ -14,11 +14,11 @@
 #include "nfscale/scaling/text_format.h"
 #include "nfscale/util/error.h"
 #include "nfscale/util/rng.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
 
-nlohmann::json fits_num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 // Vertex (in x) of the parabola through three points, clamped to [x0, x2].
 double parabola_vertex(double x0, double f0, double x1, double f1, double x2, double f2) {
@@ -373,14 +373,14 @@ StudyFit fit_study(const std::vector<RunPoint>& points, const FitOptions& option
 // ---- JSON ----------------------------------------------------------------------------------------------------
 
 nlohmann::json to_json(const BestLr& b) {
-  return {{"model", b.model},       {"params", fits_num(b.params)},     {"epochs", b.epochs},
-          {"lr", b.lr},             {"loss", b.loss},              {"lr_below", fits_num(b.lr_below)},
-          {"lr_above", fits_num(b.lr_above)}, {"interior", b.interior}, {"refined_lr", b.refined_lr},
+  return {{"model", b.model},       {"params", finite_or_null(b.params)},     {"epochs", b.epochs},
+          {"lr", b.lr},             {"loss", b.loss},              {"lr_below", finite_or_null(b.lr_below)},
+          {"lr_above", finite_or_null(b.lr_above)}, {"interior", b.interior}, {"refined_lr", b.refined_lr},
           {"grid_size", b.grid_size}, {"runs", b.runs}};
 }
 
 nlohmann::json to_json(const LrSlope& s) {
-  return {{"model", s.model}, {"params", fits_num(s.params)}, {"coefficient", s.law.a}, {"slope", s.law.b},
+  return {{"model", s.model}, {"params", finite_or_null(s.params)}, {"coefficient", s.law.a}, {"slope", s.law.b},
           {"slope_interval", to_json(s.slope)},
           {"r2_log", s.law.r2}, {"budgets", s.budgets}, {"edge_optima", s.edge_optima}, {"edge_excluded", s.edge_excluded},
           {"min_epochs", s.min_epochs}, {"max_epochs", s.max_epochs}};

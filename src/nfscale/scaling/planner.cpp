@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "nfscale/util/error.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
 
-nlohmann::json planner_num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 std::string g(double v) {
   char buf[32];
@@ -208,14 +208,14 @@ const Estimate& Plan::run_interval_offset() const {
 nlohmann::json to_json(const Plan& p) {
   return {{"flops", p.flops},
           {"tpu_v4_core_hours", p.tpu_v4_core_hours},
-          {"local_seconds", planner_num(p.local_seconds)},
+          {"local_seconds", finite_or_null(p.local_seconds)},
           {"n_opt", to_json(p.n_opt)},
           {"model", p.model},
-          {"params", planner_num(p.params)},
-          {"train_flops_per_example", planner_num(p.train_flops_per_example)},
+          {"params", finite_or_null(p.params)},
+          {"train_flops_per_example", finite_or_null(p.train_flops_per_example)},
           {"examples", p.examples},
           {"epochs", p.epochs},
-          {"lr", planner_num(p.lr)},
+          {"lr", finite_or_null(p.lr)},
           {"lr_method", p.lr_method},
           {"predicted_loss", to_json(p.predicted_loss)},
           {"predicted_loss_offset", to_json(p.predicted_loss_offset)},

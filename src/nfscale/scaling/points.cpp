@@ -9,11 +9,11 @@
 
 #include "nfscale/util/atomic_file.h"
 #include "nfscale/util/error.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r");
@@ -66,9 +66,10 @@ std::string known_list() {
 }  // namespace
 
 nlohmann::json to_json(const RunPoint& p) {
-  return {{"model", p.model}, {"params", num(p.params)}, {"epochs", num(p.epochs)},
-          {"examples", num(p.examples)}, {"flops", num(p.flops)}, {"lr", num(p.lr)},
-          {"loss", num(p.loss)}, {"top1_err", num(p.top1_err)}, {"seed", p.seed}, {"origin", p.origin}};
+  return {{"model", p.model}, {"params", finite_or_null(p.params)}, {"epochs", finite_or_null(p.epochs)},
+          {"examples", finite_or_null(p.examples)}, {"flops", finite_or_null(p.flops)}, {"lr", finite_or_null(p.lr)},
+          {"loss", finite_or_null(p.loss)}, {"top1_err", finite_or_null(p.top1_err)}, {"seed", p.seed},
+          {"origin", p.origin}};
 }
 
 std::vector<RunPoint> parse_points_csv(const std::string& text, const std::string& source) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "nfscale/util/rng.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::scaling {
 namespace {
@@ -96,7 +97,7 @@ nlohmann::json to_json(const SeedCells& s) {
           {"cells", s.cells.size()},
           {"repeated_cells", s.repeated_cells},
           {"dof", s.dof},
-          {"log_sd", std::isfinite(s.log_sd) ? nlohmann::json(s.log_sd) : nlohmann::json(nullptr)}};
+          {"log_sd", finite_or_null(s.log_sd)}};
 }
 
 std::string describe_seed_noise(const SeedCells& s) {

@@ -18,6 +18,7 @@
 #include "nfscale/weights/format.h"
 #include "nfscale/weights/model_io.h"
 #include "nfscale/weights/model_source.h"
+#include "nfscale/util/json_number.h"
 
 namespace nfscale::study {
 namespace fs = std::filesystem;
@@ -176,7 +177,6 @@ nlohmann::json to_json(const FinetuneCompute& c) {
 }
 
 nlohmann::json to_json(const FinetuneResult& r) {
-  auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
   return {{"model", r.source.model},
           {"weights_from", r.source.weights_path},
           {"in_channels", r.source.in_channels},
@@ -185,10 +185,10 @@ nlohmann::json to_json(const FinetuneResult& r) {
           {"steps", r.steps},
           {"seconds", r.seconds},
           {"finetune_flops", r.flops},
-          {"test_top1_err", num(r.test_top1_err)},
-          {"test_loss", num(r.test_loss)},
-          {"holdout_top1_err", num(r.holdout_top1_err)},
-          {"holdout_loss", num(r.holdout_loss)},
+          {"test_top1_err", finite_or_null(r.test_top1_err)},
+          {"test_loss", finite_or_null(r.test_loss)},
+          {"holdout_top1_err", finite_or_null(r.holdout_top1_err)},
+          {"holdout_loss", finite_or_null(r.holdout_loss)},
           {"train", train::to_json(r.train)}};
 }
 
