@@ -1,6 +1,6 @@
 // bench_fused.cpp - the fused NFNet element-wise ops against their unfused ATen composition, forward + backward,
 // bf16 and fp32, channels_last, at a mini-F3-like activation size [128, 96, 8, 8] and an F0@64-like [32, 256, 16, 16].
-// Also the direct 3x3 / 16-channel-group convolutions and the dense small-channel 3x3 convolutions (the stems, nano /
+// Also the weight standardisation rows over F0-sized weights, the direct 3x3 / 16-channel-group convolutions and the dense small-channel 3x3 convolutions (the stems, nano /
 // micro-F0's first stages) against oneDNN at the ladders' shapes, and the fp32 channels_last training pass (forward + backward) of mini-F0 / mini-F3 @32 px with each route on or off.
 // Run: build-perf/bench/bench_fused --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // A/B on a shared machine (interleaved, one thread, as the study's workers run):
@@ -17,6 +17,8 @@
 #include "nfscale/models/layers.h"
 #include "nfscale/models/memory_format.h"
 #include "nfscale/models/registry.h"
+
+#include "bench_main.h"
 
 using namespace nfscale::models;
 
@@ -130,6 +132,37 @@ void BM_DenseConv3x3(benchmark::State& st) {
 BENCHMARK(BM_DenseConv3x3) DENSE_SHAPES(0);
 BENCHMARK(BM_DenseConv3x3) DENSE_SHAPES(1);
 
+// Weight standardisation forward + backward over 8 weights of [1536, 1536, 1, 1] (18.9M fp32 parameters, more than
+// the caches hold, like F0's 71.5M), fp32 weights with an fp32 (arg 0) or bf16 (arg 1, the bf16 autocast weight)
+// output: the fused rows (fused_kernels.h) against the unfused ATen composition.
+void ws_case(benchmark::State& st, bool fused) {
+  const auto out_dtype = st.range(0) ? torch::kBFloat16 : torch::kFloat;
+  std::vector<torch::Tensor> ws, gains, grads;
+  for (int i = 0; i < 8; ++i) {
+    ws.push_back((torch::randn({1536, 1536, 1, 1}) * 0.02).requires_grad_(true));
+    gains.push_back(torch::ones({1536}).requires_grad_(true));
+    grads.push_back(torch::randn({1536, 1536, 1, 1}).to(out_dtype));
+  }
+  for (auto _ : st) {
+    for (int i = 0; i < 8; ++i) {
+      auto y = fused ? fused_standardize_weight(ws[size_t(i)], gains[size_t(i)], 1e-4, out_dtype)
+                     : standardize_weight(ws[size_t(i)], gains[size_t(i)], 1e-4).to(out_dtype);
+      y.backward(grads[size_t(i)]);
+      ws[size_t(i)].mutable_grad().reset();
+      gains[size_t(i)].mutable_grad().reset();
+    }
+  }
+  st.counters["params/s"] = benchmark::Counter(8.0 * 1536 * 1536, benchmark::Counter::kIsIterationInvariantRate);
+}
+void BM_WsFused(benchmark::State& st) { ws_case(st, true); }
+void BM_WsUnfused(benchmark::State& st) {
+  set_fused_ops(false);  // standardize_weight itself takes the fused kernel while the fused ops are on
+  ws_case(st, false);
+  set_fused_ops(true);
+}
+BENCHMARK(BM_WsFused)->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_WsUnfused)->Arg(0)->Arg(1)->UseRealTime();
+
 // Forward + backward of a ladder member (fp32, channels_last, batch 128, 32 px, soft-target loss as the trainer's),
 // args: member (0 mini-F0, 1 mini-F3), routes (bit 0: fused ops, bit 1: direct 3x3 convs (grouped and dense), bit 2:
 // fp32 pointwise GEMM).
@@ -164,4 +197,4 @@ BENCHMARK(BM_Pass)->ArgsProduct({{0, 1}, {1, 3, 7}})->UseRealTime()->MinTime(1.0
 
 }  // namespace
 
-BENCHMARK_MAIN();
+NFSCALE_BENCHMARK_MAIN()

@@ -9,6 +9,8 @@
 #include "nfscale/data/loader.h"
 #include "nfscale/data/readers.h"
 
+#include "bench_main.h"
+
 using namespace nfscale::data;
 
 static void BM_LoaderFashionMnist32(benchmark::State& state) {
@@ -35,4 +37,4 @@ static void BM_LoaderFashionMnist32(benchmark::State& state) {
 }
 BENCHMARK(BM_LoaderFashionMnist32)->Args({1, 0})->Args({2, 0})->Args({2, 3})->UseRealTime()->MinTime(3.0);
 
-BENCHMARK_MAIN();
+NFSCALE_BENCHMARK_MAIN()

@@ -119,6 +119,53 @@ TEST(FusedKernels, EveryIsaMatchesTheDoubleReference) {
   }
 }
 
+// The weight standardisation rows of every ISA build against the same formulas in double (torch ops on fp64 copies),
+// at row lengths that exercise the two-vector body, the one-vector loop and the tails; the bf16 output is the fp32
+// output rounded once more, bit for bit; a floored row (S < eps) has st[2] = 0 and no r^3 term.
+TEST(FusedKernels, WsRowsOfEveryIsaMatchTheDoubleFormulas) {
+  torch::manual_seed(5);
+  for (const int64_t K : {1, 7, 16, 33, 47, 1152}) {
+    for (const bool floored : {false, true}) {
+      const double eps = floored ? 1e3 : 1e-4, gain = 1.37;
+      auto w = torch::randn({K}) * 0.1 + 0.02, g = torch::randn({K});
+      auto wd = w.to(torch::kDouble), gd = g.to(torch::kDouble);
+      const double mean = wd.mean().item<double>();
+      auto u = wd - mean;
+      const double S = (u * u).sum().item<double>(), r = 1.0 / std::sqrt(std::max(S, eps));
+      auto ref_out = gain * r * u;
+      const double sgu = (gd * u).sum().item<double>(), ind = S >= eps ? 1.0 : 0.0;
+      auto ref_dw = gain * (r * (gd - gd.mean())) - ind * gain * r * r * r * sgu * u;
+      for (const auto* k : runnable_tables()) {
+        SCOPED_TRACE(std::string(k->isa) + " K=" + std::to_string(K) + (floored ? " floored" : ""));
+        auto out = torch::empty_like(w), outb = torch::empty({K}, torch::kBFloat16), dw = torch::empty_like(w);
+        double st[3] = {-1, -1, -1}, stb[3] = {-1, -1, -1};
+        k->ws_fwd_row(w.data_ptr<float>(), out.data_ptr<float>(), nullptr, K, gain, eps, st);
+        k->ws_fwd_row(w.data_ptr<float>(), nullptr, reinterpret_cast<uint16_t*>(outb.data_ptr<at::BFloat16>()), K,
+                      gain, eps, stb);
+        EXPECT_NEAR(st[0], mean, 1e-15 + 1e-13 * std::abs(mean));
+        EXPECT_NEAR(st[1], r, 1e-12 * r);
+        EXPECT_EQ(st[2], ind);
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(st[i], stb[i]);
+        EXPECT_LT(max_abs(out.to(torch::kDouble) - ref_out), 1e-6 * (1.0 + max_abs(ref_out)));
+        EXPECT_TRUE(torch::equal(outb, out.to(torch::kBFloat16)));  // one more rounding, bit for bit
+        const double dgain = k->ws_bwd_row_f32(g.data_ptr<float>(), w.data_ptr<float>(), dw.data_ptr<float>(), K,
+                                               gain, st);
+        EXPECT_NEAR(dgain, r * sgu, 1e-9 * (1.0 + std::abs(r * sgu)));
+        EXPECT_LT(max_abs(dw.to(torch::kDouble) - ref_dw), 1e-6 * (1.0 + max_abs(ref_dw)));
+        // a bf16 incoming gradient is read exactly: the same as its fp32 conversion, bit for bit
+        auto gb = g.to(torch::kBFloat16), dwb = torch::empty_like(w), dwf = torch::empty_like(w);
+        auto gbf = gb.to(torch::kFloat);
+        const double db = k->ws_bwd_row_bf16(reinterpret_cast<const uint16_t*>(gb.data_ptr<at::BFloat16>()),
+                                             w.data_ptr<float>(), dwb.data_ptr<float>(), K, gain, st);
+        const double df = k->ws_bwd_row_f32(gbf.data_ptr<float>(), w.data_ptr<float>(), dwf.data_ptr<float>(), K,
+                                            gain, st);
+        EXPECT_EQ(db, df);
+        EXPECT_TRUE(torch::equal(dwb, dwf));
+      }
+    }
+  }
+}
+
 TEST(FusedGelu, Bf16WithinOneRoundingOfTheUnfusedFp32Math) {
   torch::manual_seed(4);
   for (auto fmt : formats()) {

@@ -144,9 +144,15 @@ TEST_P(SweepTest, KilledWithSigkillAndRerunCompletesWithoutDuplicatesOrRepeats) 
 }
 
 TEST_P(SweepTest, TwoWorkersShareOneStore) {
-  const std::string file = write_study_file(dir_, study_json(dir_));
+  // Enough work that the second worker (a new process, ~1 s to start) still finds pending trials when it starts: with
+  // the default 4 short trials the first worker sometimes finished them all alone (1 in 3 runs once the optimiser
+  // step got faster).
+  nlohmann::json j = study_json(dir_);
+  j["epochs"] = {0.5, 1.0};
+  j["lrs"] = {0.2, 0.4, 0.8};
+  const std::string file = write_study_file(dir_, j);
   ASSERT_EQ(wait_process(spawn(sweep_cmd(file, {"--workers", "2"}))), 0);
-  expect_complete_and_unique(4);
+  expect_complete_and_unique(6);
   std::set<std::string> workers;
   for (auto& t : open()->trials("t")) {
     EXPECT_EQ(t.attempts, 1) << "trial " << t.id << " was claimed more than once";

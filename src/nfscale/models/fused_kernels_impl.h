@@ -143,12 +143,90 @@ void tail_bwd(const T* g, const T* br, T* dbr, const float* coef, float* dot, Ta
   }
 }
 
+// ---- weight standardisation rows: fp32 weights, statistics and sums in double (W doubles per vd) ----
+typedef double vd __attribute__((vector_size(W * 8)));
+// (vd is wider than a register: it goes by reference or through this macro, as returning one changes the ABI)
+#define NFK_WIDEN(v) __builtin_convertvector((v), vd)
+inline double hsum_d(const vd& v) { double s = 0.0; for (int k = 0; k < W; ++k) s += v[k]; return s; }
+inline double scalar_of(float v) { return double(v); }
+inline double scalar_of(bf16_t v) { uint32_t u = uint32_t(v) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+
+void ws_fwd_row(const float* w, float* out_f32, bf16_t* out_bf16, int64_t K, double gain, double eps, double* st) {
+  vd a0{}, a1{};
+  int64_t k = 0;
+  for (; k + 2 * W <= K; k += 2 * W) {
+    a0 += NFK_WIDEN(load(w + k));
+    a1 += NFK_WIDEN(load(w + k + W));
+  }
+  for (; k + W <= K; k += W) a0 += NFK_WIDEN(load(w + k));
+  double sum = hsum_d(a0 + a1);
+  for (; k < K; ++k) sum += double(w[k]);
+  const double mean = sum / double(K);
+  const vd mv = vd{} + mean;
+  vd s0{}, s1{};
+  k = 0;
+  for (; k + 2 * W <= K; k += 2 * W) {
+    const vd u0 = NFK_WIDEN(load(w + k)) - mv, u1 = NFK_WIDEN(load(w + k + W)) - mv;
+    s0 += u0 * u0;
+    s1 += u1 * u1;
+  }
+  for (; k + W <= K; k += W) {
+    const vd u0 = NFK_WIDEN(load(w + k)) - mv;
+    s0 += u0 * u0;
+  }
+  double S = hsum_d(s0 + s1);
+  for (; k < K; ++k) S += (double(w[k]) - mean) * (double(w[k]) - mean);
+  const double r = 1.0 / __builtin_sqrt(S < eps ? eps : S);  // (no <cmath> under the target pragma)
+  const vd cv = vd{} + gain * r;
+  for (k = 0; k < K; k += W) {
+    const int64_t n = K - k < W ? K - k : W;
+    const vf y = __builtin_convertvector(cv * (NFK_WIDEN(load_n(w + k, n)) - mv), vf);  // rounded to fp32 once
+    if (out_f32) store_n(out_f32 + k, y, n);
+    else store_n(out_bf16 + k, y, n);  // and to bf16 once more (nearest even)
+  }
+  st[0] = mean; st[1] = r; st[2] = S >= eps ? 1.0 : 0.0;
+}
+
+template <typename G>
+double ws_bwd_row(const G* g, const float* w, float* dw, int64_t K, double gain, const double* st) {
+  const double mean = st[0], r = st[1];
+  const vd mv = vd{} + mean;
+  vd g0{}, g1{}, q0{}, q1{};  // sums of g and of g u
+  int64_t k = 0;
+  for (; k + 2 * W <= K; k += 2 * W) {
+    const vd ga = NFK_WIDEN(load(g + k)), gb = NFK_WIDEN(load(g + k + W));
+    g0 += ga;
+    g1 += gb;
+    q0 += ga * (NFK_WIDEN(load(w + k)) - mv);
+    q1 += gb * (NFK_WIDEN(load(w + k + W)) - mv);
+  }
+  for (; k + W <= K; k += W) {
+    const vd ga = NFK_WIDEN(load(g + k));
+    g0 += ga;
+    q0 += ga * (NFK_WIDEN(load(w + k)) - mv);
+  }
+  double sg = hsum_d(g0 + g1), sgu = hsum_d(q0 + q1);
+  for (; k < K; ++k) {
+    sg += scalar_of(g[k]);
+    sgu += scalar_of(g[k]) * (double(w[k]) - mean);
+  }
+  const vd gm = vd{} + sg / double(K), av = vd{} + gain * r, bv = vd{} + st[2] * gain * r * r * r * sgu;
+  for (k = 0; k < K; k += W) {
+    const int64_t n = K - k < W ? K - k : W;
+    const vd t = av * (NFK_WIDEN(load_n(g + k, n)) - gm) - bv * (NFK_WIDEN(load_n(w + k, n)) - mv);
+    store_n(dw + k, __builtin_convertvector(t, vf), n);
+  }
+  return r * sgu;
+}
+#undef NFK_WIDEN
+
 }  // namespace
 
 const KernelTable& table() {
   static const KernelTable t = {
       NFK_ISA_NAME,       &gelu_fwd<float>,  &gelu_fwd<bf16_t>,  &gelu_bwd<float>, &gelu_bwd<bf16_t>,
       &tail_fwd<float>,   &tail_fwd<bf16_t>, &tail_bwd<float>,   &tail_bwd<bf16_t>,
+      &ws_fwd_row,        &ws_bwd_row<float>, &ws_bwd_row<bf16_t>,
   };
   return t;
 }

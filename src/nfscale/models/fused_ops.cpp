@@ -238,51 +238,26 @@ inline double lane_sum(int64_t n, F term) {
 // (clamp_min(S, eps) passes its gradient where S >= eps, as here.)
 constexpr int kStats = 3;
 
-// Reads of the WS rows widen to double (bf16: exactly, through c10's bits-to-fp32 conversion).
-inline double ws_load(float v) { return double(v); }
-inline double ws_load(double v) { return v; }
-inline double ws_load(c10::BFloat16 v) { return double(c10::detail::f32_from_bits(v.x)); }
-
-// The bf16 store of one fp32 row: w, out [K]; out_k = bf16(fp32(c (w_k - mean))), the fp32 row's value rounded once
-// more, so the bf16 output is bit for bit the fp32 output .to(kBFloat16). With SSE2 (this file's baseline ISA) the
-// rounding and the 32 -> 16 bit narrowing make this store about twice as slow as the fp32 one (all of F0's WS
-// weights: 44 ms, vs 32 ms for the fp32 store plus ATen's cast), so GCC / Clang also build AVX-512 and AVX2 clones
-// and pick one at load time (30 ms). Every clone gives the same bits (IEEE double sub/mul, integer rounding).
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void ws_store_bf16_row(const float* w, uint16_t* out, double c, double mean, int64_t K) {
-  // c10's own fp32 -> bf16 rounding (nearest even, NaN -> 0x7FC0), the one .to(kBFloat16) uses
-  for (int64_t k = 0; k < K; ++k) out[k] = c10::detail::round_to_nearest_even(float(c * (double(w[k]) - mean)));
-}
-
-// One output channel: w, out [K] (out in OutT: T, or bf16 for fp32 T); writes out = gain r (w - mean) and st [3].
-template <typename T, typename OutT>
-void ws_fwd_row(const T* w, OutT* out, double gain, double eps, int64_t K, double* st) {
-  const double mean = lane_sum(K, [&](int64_t k) { return double(w[k]); }) / double(K);
-  const double S = lane_sum(K, [&](int64_t k) { const double u = double(w[k]) - mean; return u * u; });
+// One output channel of fp64 weights (fp32 weights run the vector rows of fused_kernels.h): w, out [K]; writes
+// out = gain r (w - mean) and st [3].
+void ws_fwd_row_d(const double* w, double* out, double gain, double eps, int64_t K, double* st) {
+  const double mean = lane_sum(K, [&](int64_t k) { return w[k]; }) / double(K);
+  const double S = lane_sum(K, [&](int64_t k) { const double u = w[k] - mean; return u * u; });
   const double r = 1.0 / std::sqrt(std::max(S, eps));
   const double c = gain * r;
-  if constexpr (std::is_same_v<OutT, c10::BFloat16>) {
-    static_assert(std::is_same_v<T, float>, "bf16 output from fp32 weights only");
-    ws_store_bf16_row(w, reinterpret_cast<uint16_t*>(out), c, mean, K);
-  } else {
-    for (int64_t k = 0; k < K; ++k) out[k] = OutT(c * (double(w[k]) - mean));
-  }
+  for (int64_t k = 0; k < K; ++k) out[k] = c * (w[k] - mean);
   st[0] = mean; st[1] = r; st[2] = S >= eps ? 1.0 : 0.0;
 }
 
-// One output channel: g [K] (G: T, or bf16 for fp32 T, read per element), w, dw [K]; returns
-// dgain = r sum_k g_k u_k and writes
+// One output channel of fp64 weights: g, w, dw [K]; returns dgain = r sum_k g_k u_k and writes
 // dw = gain (r (g - mean(g)) - [S >= eps] r^3 u sum_k g_k u_k)   (dS/dw_j = 2 u_j since sum_k u_k = 0).
-template <typename T, typename G>
-double ws_bwd_row(const G* g, const T* w, T* dw, double gain, int64_t K, const double* st) {
+double ws_bwd_row_d(const double* g, const double* w, double* dw, double gain, int64_t K, const double* st) {
   const double mean = st[0], r = st[1];
-  const double sg = lane_sum(K, [&](int64_t k) { return ws_load(g[k]); });
-  const double sgu = lane_sum(K, [&](int64_t k) { return ws_load(g[k]) * (double(w[k]) - mean); });
+  const double sg = lane_sum(K, [&](int64_t k) { return g[k]; });
+  const double sgu = lane_sum(K, [&](int64_t k) { return g[k] * (w[k] - mean); });
   const double gmean = sg / double(K);
   const double a = gain * r, b = st[2] * gain * r * r * r * sgu;
-  for (int64_t k = 0; k < K; ++k) dw[k] = T(a * (ws_load(g[k]) - gmean) - b * (double(w[k]) - mean));
+  for (int64_t k = 0; k < K; ++k) dw[k] = a * (g[k] - gmean) - b * (w[k] - mean);
   return r * sgu;
 }
 
@@ -295,8 +270,18 @@ void ws_fwd_rows(const Tensor& weight, const Tensor& gain, Tensor& out, double e
   const int64_t O = weight.size(0), K = weight.numel() / O;
   const T *w = weight.data_ptr<T>(), *gn = gain.data_ptr<T>();
   OutT* y = out.data_ptr<OutT>();
+  const fk::KernelTable& kt = fk::fused_kernel_table();
   at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) ws_fwd_row(w + o * K, y + o * K, double(gn[o]), eps, K, st + o * kStats);
+    for (int64_t o = o0; o < o1; ++o) {
+      if constexpr (std::is_same_v<T, double>) {
+        ws_fwd_row_d(w + o * K, y + o * K, gn[o], eps, K, st + o * kStats);
+      } else if constexpr (std::is_same_v<OutT, float>) {
+        kt.ws_fwd_row(w + o * K, y + o * K, nullptr, K, double(gn[o]), eps, st + o * kStats);
+      } else {
+        kt.ws_fwd_row(w + o * K, nullptr, reinterpret_cast<fk::bf16_t*>(y + o * K), K, double(gn[o]), eps,
+                      st + o * kStats);
+      }
+    }
   });
 }
 
@@ -308,9 +293,20 @@ void ws_bwd_rows(const Tensor& g, const Tensor& weight, const Tensor& gain, Tens
   const G* gp = g.data_ptr<G>();
   const T *w = weight.data_ptr<T>(), *gn = gain.data_ptr<T>();
   T *dwp = dw.data_ptr<T>(), *dgp = dgain.data_ptr<T>();
+  const fk::KernelTable& kt = fk::fused_kernel_table();
   at::parallel_for(0, O, ws_grain(K), [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o)
-      dgp[o] = T(ws_bwd_row(gp + o * K, w + o * K, dwp + o * K, double(gn[o]), K, st + o * kStats));
+    for (int64_t o = o0; o < o1; ++o) {
+      double dgain = 0.0;
+      if constexpr (std::is_same_v<T, double>) {
+        dgain = ws_bwd_row_d(gp + o * K, w + o * K, dwp + o * K, gn[o], K, st + o * kStats);
+      } else if constexpr (std::is_same_v<G, float>) {
+        dgain = kt.ws_bwd_row_f32(gp + o * K, w + o * K, dwp + o * K, K, double(gn[o]), st + o * kStats);
+      } else {
+        dgain = kt.ws_bwd_row_bf16(reinterpret_cast<const fk::bf16_t*>(gp + o * K), w + o * K, dwp + o * K, K,
+                                   double(gn[o]), st + o * kStats);
+      }
+      dgp[o] = T(dgain);
+    }
   });
 }
 
@@ -422,16 +418,11 @@ double self_check_error(const fk::KernelTable& k) {
 
 namespace fused {
 const KernelTable& fused_kernel_table() {
-  static const KernelTable* t = [] {
-    const CpuFeatures& f = cpu_features();
-    std::string force = std::getenv("NFSCALE_FUSED_ISA") ? std::getenv("NFSCALE_FUSED_ISA") : "";
-    if (force == "generic") return &kernels_generic();
-    if (force == "avx2" && f.avx2) return &kernels_avx2();
-    if (f.avx512) return &kernels_avx512();
-    if (f.avx2) return &kernels_avx2();
-    return &kernels_generic();
-  }();
-  return *t;
+  switch (kernel_isa()) {
+    case KernelIsa::avx512: return kernels_avx512();
+    case KernelIsa::avx2: return kernels_avx2();
+    default: return kernels_generic();
+  }
 }
 }  // namespace fused
 

@@ -1,5 +1,6 @@
 // fused_update.cpp - see fused_update.h. Parallel over units (rows) with at::parallel_for; each unit is read once
-// for its two norms and once more for the update.
+// for its two norms and once more (from cache) for the update. fp32 runs the vector kernels of update_kernels.h;
+// fp64 (tests, gradient checks) runs the scalar loops below.
 #include "nfscale/optim/fused_update.h"
 
 #include <ATen/Parallel.h>
@@ -8,9 +9,23 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "nfscale/optim/update_kernels.h"
+#include "nfscale/util/cpu_features.h"
+
 namespace nfscale::optim {
+
+namespace update_kernels {
+const KernelTable& update_kernel_table() {
+  switch (kernel_isa()) {
+    case KernelIsa::avx512: return kernels_avx512();
+    case KernelIsa::avx2: return kernels_avx2();
+    default: return kernels_generic();
+  }
+}
+}  // namespace update_kernels
 
 bool fused_update_supported(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& buf,
                             double momentum) {
@@ -28,7 +43,8 @@ namespace {
 constexpr int kLanes = 8;  // independent accumulators per sum (one AVX-512 register of doubles)
 
 template <typename T>
-FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const FusedUpdateArgs& a) {
+FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const FusedUpdateArgs& a,
+                         const update_kernels::KernelTable& kt) {
   // Scalars rounded to T as ATen's add_/mul_ do with a Scalar alpha.
   const T wd = T(a.weight_decay), m = T(a.momentum), neg_lr = T(-a.lr);
   const T clip = T(a.agc_options.clip), eps = T(a.agc_options.eps), floor = T(a.agc_options.grad_floor);
@@ -44,21 +60,24 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
       T* pu = p + u * len;
       T* gu = g + u * len;
       T* bu = mom ? buf + u * len : nullptr;
-      // Sums of squares in kLanes independent double accumulators: one serial chain is bound by the add latency
-      // (~70 ms per step on F0's 71.5M parameters); lanes let the compiler vectorise without reassociating.
-      double gl[kLanes] = {}, wl[kLanes] = {};
-      int64_t k = 0;
-      for (; k + kLanes <= len; k += kLanes)
-        for (int l = 0; l < kLanes; ++l) {
-          gl[l] += double(gu[k + l]) * double(gu[k + l]);
-          wl[l] += double(pu[k + l]) * double(pu[k + l]);
-        }
       double gs = 0, ws = 0;
-      for (; k < len; ++k) {
-        gs += double(gu[k]) * double(gu[k]);
-        ws += double(pu[k]) * double(pu[k]);
+      if constexpr (std::is_same_v<T, float>) {
+        kt.sq_norms_f32(gu, pu, len, &gs, &ws);
+      } else {
+        // Sums of squares in kLanes independent accumulators: one serial chain is bound by the add latency.
+        double gl[kLanes] = {}, wl[kLanes] = {};
+        int64_t k = 0;
+        for (; k + kLanes <= len; k += kLanes)
+          for (int l = 0; l < kLanes; ++l) {
+            gl[l] += double(gu[k + l]) * double(gu[k + l]);
+            wl[l] += double(pu[k + l]) * double(pu[k + l]);
+          }
+        for (; k < len; ++k) {
+          gs += double(gu[k]) * double(gu[k]);
+          ws += double(pu[k]) * double(pu[k]);
+        }
+        for (int l = 0; l < kLanes; ++l) gs += gl[l], ws += wl[l];
       }
-      for (int l = 0; l < kLanes; ++l) gs += gl[l], ws += wl[l];
       unit_sq[size_t(u)] = gs;
       T scale = T(1);
       bool clipped = false;
@@ -71,17 +90,29 @@ FusedUpdateResult update(T* p, T* g, T* buf, int64_t units, int64_t len, const F
           ++part_clipped;
         }
       }
-      for (int64_t k = 0; k < len; ++k) {
-        T gk = clipped ? gu[k] * scale : gu[k];
-        if (decay) gk = gk + wd * pu[k];
-        T step = gk;
-        if (mom) {
-          const T b = gk + m * bu[k];
-          bu[k] = b;
-          step = a.nesterov ? gk + m * b : b;
+      if constexpr (std::is_same_v<T, float>) {
+        update_kernels::UnitUpdate uu;
+        uu.scale = clipped ? scale : 1.0f;
+        uu.weight_decay = wd;
+        uu.momentum = m;
+        uu.neg_lr = neg_lr;
+        uu.decay = decay;
+        uu.mom = mom;
+        uu.nesterov = a.nesterov;
+        kt.update_f32(pu, gu, bu, len, uu);
+      } else {
+        for (int64_t k = 0; k < len; ++k) {
+          T gk = clipped ? gu[k] * scale : gu[k];
+          if (decay) gk = gk + wd * pu[k];
+          T step = gk;
+          if (mom) {
+            const T b = gk + m * bu[k];
+            bu[k] = b;
+            step = a.nesterov ? gk + m * b : b;
+          }
+          pu[k] = pu[k] + neg_lr * step;
+          gu[k] = (mom && !a.nesterov) ? gk : step;  // as the ATen path leaves it
         }
-        pu[k] = pu[k] + neg_lr * step;
-        gu[k] = (mom && !a.nesterov) ? gk : step;  // as the ATen path leaves it
       }
     }
     clipped_units += part_clipped;
@@ -101,9 +132,9 @@ FusedUpdateResult fused_update_(torch::Tensor& p, torch::Tensor& g, torch::Tenso
   if (p.numel() == 0) return {};
   if (p.scalar_type() == at::kDouble)
     return update<double>(p.data_ptr<double>(), g.data_ptr<double>(), a.momentum > 0 ? buf.data_ptr<double>() : nullptr,
-                          units, len, a);
+                          units, len, a, update_kernels::update_kernel_table());
   return update<float>(p.data_ptr<float>(), g.data_ptr<float>(), a.momentum > 0 ? buf.data_ptr<float>() : nullptr,
-                       units, len, a);
+                       units, len, a, update_kernels::update_kernel_table());
 }
 
 }  // namespace nfscale::optim

@@ -1,8 +1,10 @@
 // fused_update.h - SgdAgc's per-parameter update (unit-wise AGC -> weight decay -> momentum -> (Nesterov) step) in
-// one pass over raw memory, instead of ~15 small ATen ops per parameter: on mini-F3 (437 parameter tensors) the
-// optimiser step drops from ~10 ms to ~1 ms. The same formulas as the ATen path, with the update in the parameter's
-// dtype and the scalars rounded to it as ATen does; unit norms are accumulated in double (ATen accumulates fp32
-// norms in fp32), so fp32 results can differ from the ATen path at the rounding level (fp64: ~1e-16).
+// one pass over raw memory, instead of ~15 small ATen ops per parameter. fp32 runs the vector kernels of
+// update_kernels.h (AVX-512 / AVX2 / baseline, picked at run time): one step over F0's 71.5M parameters takes 32 ms
+// against the ATen composition's 80 ms, over mini-F3's 437 tensors 1.4 ms against 10 ms (bench/bench_optim.cpp).
+// The same formulas as the ATen path, with the update in the parameter's dtype and the scalars rounded to it as ATen
+// does; unit norms are accumulated in double (ATen accumulates fp32 norms in fp32) and the fp32 kernels contract
+// a + b*c into FMAs, so fp32 results can differ from the ATen path at the rounding level (fp64: ~1e-16).
 #pragma once
 #include <torch/types.h>
 

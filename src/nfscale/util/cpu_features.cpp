@@ -5,6 +5,8 @@
 #include <cpuid.h>
 #endif
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 namespace nfscale {
 namespace {
@@ -47,6 +49,20 @@ std::string CpuFeatures::describe() const {
 const CpuFeatures& cpu_features() {
   static const CpuFeatures f = detect();
   return f;
+}
+
+KernelIsa kernel_isa() {
+  static const KernelIsa isa = [] {
+    const CpuFeatures& f = cpu_features();
+    const char* env = std::getenv("NFSCALE_FUSED_ISA");
+    const std::string force = env ? env : "";
+    if (force == "generic") return KernelIsa::generic;
+    if (force == "avx2" && f.avx2) return KernelIsa::avx2;
+    if (f.avx512) return KernelIsa::avx512;
+    if (f.avx2) return KernelIsa::avx2;
+    return KernelIsa::generic;
+  }();
+  return isa;
 }
 
 }  // namespace nfscale

@@ -15,4 +15,10 @@ struct CpuFeatures {
 // Detected once per process (thread-safe).
 const CpuFeatures& cpu_features();
 
+// The instruction set nfscale's own vector kernels (models' fused ops, optim's fused update) run with: the widest
+// this CPU supports, or a narrower one forced by NFSCALE_FUSED_ISA=generic|avx2 (read once; a wider one than the CPU
+// runs is ignored).
+enum class KernelIsa { generic, avx2, avx512 };
+KernelIsa kernel_isa();
+
 }  // namespace nfscale
