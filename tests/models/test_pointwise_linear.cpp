@@ -137,6 +137,31 @@ TEST_F(PointwiseLinear, WsConvOneByOneAgreesWithTheOpenBlasGemm) {
   for (size_t i = 0; i < out[0].size(); ++i) EXPECT_LT(rel(out[0][i], out[1][i]), 1e-5) << "#" << i;
 }
 
+// The squeeze-excite layers' Dense GEMMs ([B, C] -> [B, C/2] -> [B, C]) take the route at the mini ladder's shapes
+// (batch 128, 192 channels) and agree with torch::linear (OpenBLAS) in output and gradients.
+TEST_F(PointwiseLinear, SqueezeExciteDenseTakesTheRouteAndAgreesWithLinear) {
+  torch::manual_seed(6);
+  SqueezeExcite se(192, 0.5);
+  const auto x = torch::randn({128, 192, 2, 2});
+  const auto g = torch::randn({128, 192, 2, 2});
+  EXPECT_TRUE(pointwise_linear_uses_onednn(128, 192, 96));
+  {
+    auto h = torch::randn({128, 192}).requires_grad_(true);
+    EXPECT_NE(std::string(se->fc0->forward(h).grad_fn()->name()).find("PointwiseLinear"), std::string::npos);
+  }
+  std::vector<std::vector<torch::Tensor>> out;
+  for (bool on : {true, false}) {
+    SgemmSwitch sw(on);
+    auto xl = x.clone().requires_grad_(true);
+    se->zero_grad();
+    const auto y = se->forward(xl);  // [128, 192, 2, 2]
+    (y * g).sum().backward();
+    out.push_back({y.detach(), xl.grad().clone(), se->fc0->weight.grad().clone(), se->fc1->weight.grad().clone(),
+                   se->fc1->bias.grad().clone()});
+  }
+  for (size_t i = 0; i < out[0].size(); ++i) EXPECT_LT(rel(out[0][i], out[1][i]), 1e-5) << "#" << i;
+}
+
 // NFSCALE_ONEDNN_SGEMM=0 turns the route off (read once per process: checked in a fresh one).
 TEST(PointwiseLinearDeathTest, EnvZeroTurnsTheRouteOff) {
   if (!onednn_sgemm_built()) GTEST_SKIP() << "this build has no oneDNN sgemm";

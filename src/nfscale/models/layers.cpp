@@ -266,7 +266,9 @@ torch::Tensor DenseImpl::forward(const torch::Tensor& x) {
     counter->macs += x.size(0) * weight.size(0) * weight.size(1);
     return torch::empty({x.size(0), weight.size(0)}, x.options());
   }
-  return torch::linear(x, weight, bias);
+  // The squeeze-excite layers' GEMMs ([B, C] x [C, C/2] and back) are pointwise GEMMs too: oneDNN's sgemm where it
+  // pays (pointwise_linear.h), else torch::linear (OpenBLAS, single-threaded).
+  return pointwise_linear(x, weight, bias);
 }
 
 SqueezeExciteImpl::SqueezeExciteImpl(int64_t channels, double ratio, bool init_weights) {

@@ -1,4 +1,5 @@
-// pointwise_linear.h - the pointwise (1x1) conv's GEMM, y = x W^T + b over channels_last rows, with its backward on
+// pointwise_linear.h - the pointwise (1x1) conv's GEMM, y = x W^T + b over channels_last rows (and the Dense layers'
+// GEMMs: squeeze-excite, classifier), with its backward on
 // oneDNN's sgemm (onednn_sgemm.h) for fp32 CPU tensors, instead of ATen's linear (OpenBLAS's sgemm here). Every
 // other case (fp64, bf16 or autocast, another device, a small shape, no oneDNN in the build, the switch off) is
 // torch::linear.
