@@ -411,6 +411,25 @@ double self_check_error(const fk::KernelTable& k) {
     for (size_t kk = 0; kk < rdot.size(); ++kk)
       worst = std::max(worst, std::abs(dot[kk] - rdot[kk]) / (1e-5 * (1.0 + std::abs(rdot[kk]))));
   }
+  // weight standardisation, one row of 1037 fp32 weights (every loop and tail): statistics, output and backward
+  // against the fp64 rows on the same (widened) inputs.
+  {
+    std::vector<float> w(n), o(n), dw(n);
+    std::vector<double> wd(n), gd(n), od(n), dwd(n);
+    for (int64_t i = 0; i < n; ++i) { w[i] = 0.05f * nd(rng); wd[i] = w[i]; gd[i] = g[i]; }
+    double st[3], std_[3];
+    k.ws_fwd_row(w.data(), o.data(), nullptr, n, 1.3, 1e-4, st);
+    ws_fwd_row_d(wd.data(), od.data(), 1.3, 1e-4, n, std_);
+    const double dgain = k.ws_bwd_row_f32(g.data(), w.data(), dw.data(), n, 1.3, st);
+    const double dgain_d = ws_bwd_row_d(gd.data(), wd.data(), dwd.data(), 1.3, n, std_);
+    for (int i = 0; i < 2; ++i) worst = std::max(worst, std::abs(st[i] - std_[i]) / (1e-12 * (1.0 + std::abs(std_[i]))));
+    worst = std::max(worst, st[2] == std_[2] ? 0.0 : 2.0);
+    worst = std::max(worst, std::abs(dgain - dgain_d) / (1e-9 * (1.0 + std::abs(dgain_d))));
+    for (int64_t i = 0; i < n; ++i) {
+      worst = std::max(worst, std::abs(o[i] - od[i]) / (2e-6 * (1.0 + std::abs(od[i]))));
+      worst = std::max(worst, std::abs(dw[i] - dwd[i]) / (2e-6 * (1.0 + std::abs(dwd[i]))));
+    }
+  }
   return worst;
 }
 
