@@ -437,11 +437,7 @@ double self_check_error(const fk::KernelTable& k) {
 
 namespace fused {
 const KernelTable& fused_kernel_table() {
-  switch (kernel_isa()) {
-    case KernelIsa::avx512: return kernels_avx512();
-    case KernelIsa::avx2: return kernels_avx2();
-    default: return kernels_generic();
-  }
+  return table_for_kernel_isa(&kernels_generic, &kernels_avx2, &kernels_avx512);
 }
 }  // namespace fused
 

@@ -19,11 +19,7 @@ namespace nfscale::optim {
 
 namespace update_kernels {
 const KernelTable& update_kernel_table() {
-  switch (kernel_isa()) {
-    case KernelIsa::avx512: return kernels_avx512();
-    case KernelIsa::avx2: return kernels_avx2();
-    default: return kernels_generic();
-  }
+  return table_for_kernel_isa(&kernels_generic, &kernels_avx2, &kernels_avx512);
 }
 }  // namespace update_kernels
 

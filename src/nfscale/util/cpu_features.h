@@ -21,4 +21,14 @@ const CpuFeatures& cpu_features();
 enum class KernelIsa { generic, avx2, avx512 };
 KernelIsa kernel_isa();
 
+// The build of a kernel table (a family's three getters) that kernel_isa() chose.
+template <typename Table>
+const Table& table_for_kernel_isa(const Table& (*generic)(), const Table& (*avx2)(), const Table& (*avx512)()) {
+  switch (kernel_isa()) {
+    case KernelIsa::avx512: return avx512();
+    case KernelIsa::avx2: return avx2();
+    default: return generic();
+  }
+}
+
 }  // namespace nfscale
