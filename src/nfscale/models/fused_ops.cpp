@@ -147,36 +147,9 @@ class ResidualTailFn : public torch::autograd::Function<ResidualTailFn> {
   // mask [B] or undefined; skip_gain [].
   static Tensor forward(AutogradContext* ctx, const Tensor& shortcut, const Tensor& branch, const Tensor& gate,
                         const Tensor& mask, const Tensor& skip_gain, double alpha) {
-    const bool dbl = branch.scalar_type() == at::kDouble;
-    const auto ct = dbl ? at::kDouble : at::kFloat;  // coefficient / compute dtype
-    const int64_t B = branch.size(0), C = branch.size(1);
-    // per-sample, per-channel multiplier of the branch: coef [B,C] = 2 alpha skip_gain gate mask
-    Tensor ms = torch::full({B, 1}, 2.0 * alpha, gate.options().dtype(ct));  // [B,1] = 2 alpha mask
-    ms = ms * mask.to(ct).view({B, 1});
-    const Tensor unit = gate.to(ct) * ms;              // [B,C] = 2 alpha gate mask
-    const Tensor coef = (unit * skip_gain.to(ct)).contiguous();  // [B,C]
-    Tensor out = at::empty_like(branch);
-    const fk::TailShape s = tail_shape(branch);
-    const int64_t img = C * branch.size(2) * branch.size(3);
-    const auto& k = fk::fused_kernel_table();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t o = b * img;
-        if (dbl) {
-          tail_fwd_d(shortcut.data_ptr<double>() + o, branch.data_ptr<double>() + o, out.data_ptr<double>() + o,
-                     coef.data_ptr<double>() + b * C, s);
-        } else if (branch.scalar_type() == at::kFloat) {
-          k.tail_fwd_f32(shortcut.data_ptr<float>() + o, branch.data_ptr<float>() + o, out.data_ptr<float>() + o,
-                         coef.data_ptr<float>() + b * C, s);
-        } else {
-          k.tail_fwd_bf16(reinterpret_cast<const fk::bf16_t*>(shortcut.data_ptr<at::BFloat16>()) + o,
-                          reinterpret_cast<const fk::bf16_t*>(branch.data_ptr<at::BFloat16>()) + o,
-                          reinterpret_cast<fk::bf16_t*>(out.data_ptr<at::BFloat16>()) + o,
-                          coef.data_ptr<float>() + b * C, s);
-        }
-      }
-    });
-    ctx->save_for_backward({branch, coef, unit, ms, skip_gain.to(ct)});
+    const ResidualTailCoef c = residual_tail_coef(gate, mask, skip_gain, alpha, branch.scalar_type());
+    Tensor out = residual_tail_pass(shortcut, branch, c.coef);  // [B,C,H,W]
+    ctx->save_for_backward({branch, c.coef, c.unit, c.ms, c.sg});
     ctx->saved_data["gate_dtype"] = gate.scalar_type();
     ctx->saved_data["sg_dtype"] = skip_gain.scalar_type();
     return out;
@@ -185,31 +158,9 @@ class ResidualTailFn : public torch::autograd::Function<ResidualTailFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &branch = saved[0], &coef = saved[1], &unit = saved[2];  // [B,C,H,W], [B,C], [B,C]
-    const bool dbl = branch.scalar_type() == at::kDouble;
-    const int64_t B = branch.size(0), C = branch.size(1);
     const Tensor g = same_strides(grads[0].to(branch.scalar_type()), branch);
-    Tensor dbr = at::empty_like(branch);
-    Tensor dot = torch::zeros({B, C}, coef.options());  // sum over H,W of g * branch
-    const fk::TailShape s = tail_shape(branch);
-    const int64_t img = C * branch.size(2) * branch.size(3);
-    const auto& k = fk::fused_kernel_table();
-    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t o = b * img;
-        if (dbl) {
-          tail_bwd_d(g.data_ptr<double>() + o, branch.data_ptr<double>() + o, dbr.data_ptr<double>() + o,
-                     coef.data_ptr<double>() + b * C, dot.data_ptr<double>() + b * C, s);
-        } else if (branch.scalar_type() == at::kFloat) {
-          k.tail_bwd_f32(g.data_ptr<float>() + o, branch.data_ptr<float>() + o, dbr.data_ptr<float>() + o,
-                         coef.data_ptr<float>() + b * C, dot.data_ptr<float>() + b * C, s);
-        } else {
-          k.tail_bwd_bf16(reinterpret_cast<const fk::bf16_t*>(g.data_ptr<at::BFloat16>()) + o,
-                          reinterpret_cast<const fk::bf16_t*>(branch.data_ptr<at::BFloat16>()) + o,
-                          reinterpret_cast<fk::bf16_t*>(dbr.data_ptr<at::BFloat16>()) + o,
-                          coef.data_ptr<float>() + b * C, dot.data_ptr<float>() + b * C, s);
-        }
-      }
-    });
+    Tensor dbr, dot;  // [B,C,H,W], [B,C]
+    residual_tail_grad_pass(g, branch, coef, dbr, dot);
     // d gate[b,c] = skip_gain * 2 alpha mask[b] * dot[b,c];  d skip_gain = sum(2 alpha gate mask * dot).
     const Tensor &ms = saved[3], &sg = saved[4];  // [B,1], []
     const Tensor dgate = (dot * ms * sg).to(ctx->saved_data["gate_dtype"].toScalarType());  // [B,C]
@@ -480,6 +431,75 @@ std::string fused_ops_status() {
 }
 
 Tensor fused_scaled_gelu(const Tensor& x, double scale) { return ScaledGeluFn::apply(x, scale); }
+
+ResidualTailCoef residual_tail_coef(const Tensor& gate, const Tensor& mask, const Tensor& skip_gain, double alpha,
+                                    at::ScalarType map_dtype) {
+  const auto ct = map_dtype == at::kDouble ? at::kDouble : at::kFloat;  // coefficient / compute dtype
+  const int64_t B = gate.size(0);
+  ResidualTailCoef c;
+  c.ms = torch::full({B, 1}, 2.0 * alpha, gate.options().dtype(ct));  // [B,1] = 2 alpha mask
+  c.ms = c.ms * mask.to(ct).view({B, 1});
+  c.unit = gate.to(ct) * c.ms;                    // [B,C] = 2 alpha gate mask
+  c.sg = skip_gain.to(ct);                        // []
+  c.coef = (c.unit * c.sg).contiguous();          // [B,C] = 2 alpha skip_gain gate mask
+  return c;
+}
+
+namespace {
+// Runs f(b, o) for every image b of a [B,C,H,W] map, o the offset of its first element, in parallel over images.
+template <typename F>
+void for_each_image(const Tensor& map, const F& f) {
+  const int64_t img = map.size(1) * map.size(2) * map.size(3);
+  at::parallel_for(0, map.size(0), 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(b, b * img);
+  });
+}
+const fk::bf16_t* bf16_of(const Tensor& t) { return reinterpret_cast<const fk::bf16_t*>(t.data_ptr<at::BFloat16>()); }
+fk::bf16_t* bf16_of(Tensor& t) { return reinterpret_cast<fk::bf16_t*>(t.data_ptr<at::BFloat16>()); }
+}  // namespace
+
+Tensor residual_tail_pass(const Tensor& shortcut, const Tensor& branch, const Tensor& coef) {
+  // shortcut, branch [B,C,H,W] same dtype and strides; coef [B,C] contiguous (fp64 for fp64 maps, else fp32)
+  const auto st = branch.scalar_type();
+  const int64_t C = branch.size(1);
+  Tensor out = at::empty_like(branch);
+  const fk::TailShape s = tail_shape(branch);
+  const auto& k = fk::fused_kernel_table();
+  for_each_image(branch, [&](int64_t b, int64_t o) {
+    if (st == at::kDouble) {
+      tail_fwd_d(shortcut.data_ptr<double>() + o, branch.data_ptr<double>() + o, out.data_ptr<double>() + o,
+                 coef.data_ptr<double>() + b * C, s);
+    } else if (st == at::kFloat) {
+      k.tail_fwd_f32(shortcut.data_ptr<float>() + o, branch.data_ptr<float>() + o, out.data_ptr<float>() + o,
+                     coef.data_ptr<float>() + b * C, s);
+    } else {
+      k.tail_fwd_bf16(bf16_of(shortcut) + o, bf16_of(branch) + o, bf16_of(out) + o, coef.data_ptr<float>() + b * C, s);
+    }
+  });
+  return out;
+}
+
+void residual_tail_grad_pass(const Tensor& g, const Tensor& branch, const Tensor& coef, Tensor& dbr, Tensor& dot) {
+  // g, branch [B,C,H,W] same dtype and strides; coef [B,C] contiguous -> dbr (branch's strides), dot [B,C] (coef's dtype)
+  const auto st = branch.scalar_type();
+  const int64_t C = branch.size(1);
+  dbr = at::empty_like(branch);
+  dot = torch::zeros({branch.size(0), C}, coef.options());  // sum over H,W of g * branch
+  const fk::TailShape s = tail_shape(branch);
+  const auto& k = fk::fused_kernel_table();
+  for_each_image(branch, [&](int64_t b, int64_t o) {
+    if (st == at::kDouble) {
+      tail_bwd_d(g.data_ptr<double>() + o, branch.data_ptr<double>() + o, dbr.data_ptr<double>() + o,
+                 coef.data_ptr<double>() + b * C, dot.data_ptr<double>() + b * C, s);
+    } else if (st == at::kFloat) {
+      k.tail_bwd_f32(g.data_ptr<float>() + o, branch.data_ptr<float>() + o, dbr.data_ptr<float>() + o,
+                     coef.data_ptr<float>() + b * C, dot.data_ptr<float>() + b * C, s);
+    } else {
+      k.tail_bwd_bf16(bf16_of(g) + o, bf16_of(branch) + o, bf16_of(dbr) + o, coef.data_ptr<float>() + b * C,
+                      dot.data_ptr<float>() + b * C, s);
+    }
+  });
+}
 
 Tensor fused_residual_tail(const Tensor& shortcut, const Tensor& branch, const Tensor& gate, const Tensor& mask,
                            const Tensor& skip_gain, double alpha) {

@@ -34,6 +34,26 @@ torch::Tensor fused_scaled_gelu(const torch::Tensor& x, double scale);
 torch::Tensor fused_residual_tail(const torch::Tensor& shortcut, const torch::Tensor& branch, const torch::Tensor& gate,
                                   const torch::Tensor& mask, const torch::Tensor& skip_gain, double alpha);
 
+// The residual tail's pieces without autograd, for a function that folds the tail into a larger autograd node
+// (squeeze_excite_tail.h); fused_residual_tail is built from them. The coefficient dtype ct is fp64 for fp64 maps,
+// else fp32.
+struct ResidualTailCoef {
+  torch::Tensor ms;    // [B,1] ct: 2 alpha mask
+  torch::Tensor unit;  // [B,C] ct: 2 alpha gate mask
+  torch::Tensor sg;    // [] ct: skip_gain
+  torch::Tensor coef;  // [B,C] ct, contiguous: unit * skip_gain, the branch's multiplier
+};
+// gate [B,C], mask [B] (ones for none), skip_gain [] -> the coefficients for maps of map_dtype.
+ResidualTailCoef residual_tail_coef(const torch::Tensor& gate, const torch::Tensor& mask, const torch::Tensor& skip_gain,
+                                    double alpha, at::ScalarType map_dtype);
+// out = shortcut + coef (broadcast over H,W) * branch. shortcut, branch [B,C,H,W] with the same dtype (fp32, bf16,
+// fp64) and the same dense strides; coef [B,C] from residual_tail_coef. Parallel over images.
+torch::Tensor residual_tail_pass(const torch::Tensor& shortcut, const torch::Tensor& branch, const torch::Tensor& coef);
+// Its backward: dbranch = coef * g (branch's strides) and dot[b,c] = sum_hw g * branch (coef's dtype), in one pass.
+// g has branch's dtype and strides.
+void residual_tail_grad_pass(const torch::Tensor& g, const torch::Tensor& branch, const torch::Tensor& coef,
+                             torch::Tensor& dbranch, torch::Tensor& dot);
+
 // Scaled weight standardisation (layers.h standardize_weight) in one pass forward and one backward, per output
 // channel o of w viewed as [O, K], K = I/g * kh * kw:
 //   u_ok = w_ok - mean_k w_ok,  S_o = sum_k u_ok^2,  r_o = 1 / sqrt(max(S_o, eps)),  w_hat_ok = gain_o r_o u_ok.

@@ -44,6 +44,35 @@ torch::Tensor forward_gemm(const torch::Tensor& rows, const torch::Tensor& weigh
   return y;
 }
 
+// dx = dY W, dW = dY^T X on oneDNN's sgemm (fp32, contiguous); db = column sums of dY.
+LinearRowsGrads onednn_backward(const torch::Tensor& dy, const torch::Tensor& x, const torch::Tensor& w, bool need_dx,
+                                bool need_dw, bool need_db) {
+  const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
+  LinearRowsGrads r;
+  if (need_dx) {
+    r.dx = torch::empty({M, in}, x.options());  // dY [M, out] @ W [out, in]
+    if (M > 0 && in > 0) {
+      if (out > 0)
+        onednn_sgemm(false, false, M, in, out, dy.data_ptr<float>(), out, w.data_ptr<float>(), in, 0.0f,
+                     r.dx.data_ptr<float>(), in);
+      else
+        r.dx.zero_();
+    }
+  }
+  if (need_dw) {
+    r.dw = torch::empty({out, in}, w.options());  // dY^T [out, M] @ X [M, in]
+    if (out > 0 && in > 0) {
+      if (M > 0)
+        onednn_sgemm(true, false, out, in, M, dy.data_ptr<float>(), out, x.data_ptr<float>(), in, 0.0f,
+                     r.dw.data_ptr<float>(), in);
+      else
+        r.dw.zero_();
+    }
+  }
+  if (need_db) r.db = dy.sum(0);  // [out]
+  return r;
+}
+
 struct PointwiseLinearFn : public torch::autograd::Function<PointwiseLinearFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& rows, const torch::Tensor& weight,
                                const torch::Tensor& bias) {
@@ -60,30 +89,9 @@ struct PointwiseLinearFn : public torch::autograd::Function<PointwiseLinearFn> {
     const auto& x = saved[0];  // [M, in]
     const auto& w = saved[1];  // [out, in]
     const auto dy = grads[0].contiguous();  // [M, out]
-    const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
-    torch::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) {
-      dx = torch::empty({M, in}, x.options());  // dY [M, out] @ W [out, in]
-      if (M > 0 && in > 0) {
-        if (out > 0)
-          onednn_sgemm(false, false, M, in, out, dy.data_ptr<float>(), out, w.data_ptr<float>(), in, 0.0f,
-                       dx.data_ptr<float>(), in);
-        else
-          dx.zero_();
-      }
-    }
-    if (ctx->needs_input_grad(1)) {
-      dw = torch::empty({out, in}, w.options());  // dY^T [out, M] @ X [M, in]
-      if (out > 0 && in > 0) {
-        if (M > 0)
-          onednn_sgemm(true, false, out, in, M, dy.data_ptr<float>(), out, x.data_ptr<float>(), in, 0.0f,
-                       dw.data_ptr<float>(), in);
-        else
-          dw.zero_();
-      }
-    }
-    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);  // [out]
-    return {dx, dw, db};
+    const LinearRowsGrads r = onednn_backward(dy, x, w, ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                              ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2));
+    return {r.dx, r.dw, r.db};
   }
 };
 
@@ -123,6 +131,25 @@ torch::Tensor pointwise_linear(const torch::Tensor& rows, const torch::Tensor& w
     return torch::linear(rows, weight, bias);
   // autograd::Function cannot take an undefined tensor (LibTorch 1.13): no bias travels as an empty one.
   return PointwiseLinearFn::apply(rows, weight, bias.defined() ? bias : torch::empty({0}, rows.options()));
+}
+
+torch::Tensor linear_rows_forward(const torch::Tensor& rows, const torch::Tensor& weight, const torch::Tensor& bias) {
+  // rows [M, in], weight [out, in], bias [out] or undefined -> [M, out]
+  if (pointwise_linear_uses_onednn(rows, weight) && (!bias.defined() || bias.scalar_type() == torch::kFloat))
+    return forward_gemm(rows.contiguous(), weight.contiguous(), bias.defined() ? bias.contiguous() : torch::Tensor());
+  return bias.defined() ? at::addmm(bias, rows, weight.t()) : at::mm(rows, weight.t());  // torch::linear's ops
+}
+
+LinearRowsGrads linear_rows_backward(const torch::Tensor& dy, const torch::Tensor& rows, const torch::Tensor& weight,
+                                     bool need_dx, bool need_dw, bool need_db) {
+  // dy [M, out], rows [M, in], weight [out, in]
+  if (pointwise_linear_uses_onednn(rows, weight))
+    return onednn_backward(dy.contiguous(), rows.contiguous(), weight.contiguous(), need_dx, need_dw, need_db);
+  LinearRowsGrads r;  // addmm's backward, as autograd runs it for torch::linear
+  if (need_dx) r.dx = at::mm(dy, weight);       // [M, in]
+  if (need_dw) r.dw = at::mm(dy.t(), rows);     // [out, in]
+  if (need_db) r.db = dy.sum(0);                // [out]
+  return r;
 }
 
 }  // namespace nfscale::models

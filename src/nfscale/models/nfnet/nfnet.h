@@ -33,8 +33,9 @@ struct NFBlockOptions {
 //              channels change)
 //   branch = conv2(act(conv1b(act(conv1(act(conv0(out))))))), SE, stochastic depth, * skip_gain
 //   return branch * alpha + shortcut
-// With fused ops on (fused_ops.h), act(x)*beta is one fused GELU and SE gating, stochastic depth, skip gain,
-// alpha and the residual add are one fused op (fused_residual_tail).
+// With fused ops on (fused_ops.h), act(x)*beta is one fused GELU, and SE gating, stochastic depth, skip gain,
+// alpha and the residual add are one fused op (fused_residual_tail); for fp32/fp64 maps outside autocast the SE
+// gate's own layers join that op too (squeeze_excite_tail.h), one autograd node from the branch to the block's output.
 class NFBlockImpl : public torch::nn::Module {
  public:
   explicit NFBlockImpl(const NFBlockOptions& options);
