@@ -235,6 +235,10 @@ TEST(StudyRun, PlannerCheckTrainsThePlanAndReportsPredictedAgainstAchieved) {
   EXPECT_NE(out.find("Planner check: planned "), std::string::npos) << out;
   EXPECT_NE(out.find("[study] seed repeats"), std::string::npos) << out;
   EXPECT_NE(out.find("trains beside the seed repeats"), std::string::npos) << out;
+  // Once its run was trained, the check's worker went on to the main study's seed repeats (it may find none left).
+  std::ifstream wlog(dir / "out" / "plan-check" / "worker.log");
+  const std::string wtext((std::istreambuf_iterator<char>(wlog)), {});
+  EXPECT_NE(wtext.find("[sweep] study 'pc': "), std::string::npos) << wtext;
   // --report-only reads the check back without training.
   ASSERT_EQ(sd.run("--report-only", false), 0);
   const std::string out2 = sd.output();

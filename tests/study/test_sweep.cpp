@@ -161,6 +161,38 @@ TEST_P(SweepTest, TwoWorkersShareOneStore) {
   EXPECT_EQ(workers.size(), 2u) << "both workers should have trained trials";
 }
 
+TEST_P(SweepTest, AWorkerWithThenStudyFileDrainsBothStudies) {
+  // What the planner check's worker does (plan_check.cpp): its own study's trial, then the seed repeats of the main
+  // study; here a 1-trial study "a", then a 2-trial study "t", both registered first, one worker process.
+  nlohmann::json ja = study_json(dir_ / "a");
+  ja["name"] = "a";
+  ja["epochs"] = {0.25};
+  ja["lrs"] = {0.4};
+  nlohmann::json jt = study_json(dir_);
+  jt["epochs"] = {0.25};
+  const std::string fa = write_study_file(dir_ / "a", ja), ft = write_study_file(dir_, jt);
+  for (const auto& [j, f] : {std::make_pair(ja, fa), std::make_pair(jt, ft)}) {
+    StudySpec spec = study_from_json(j, f, preset("smoke"));
+    if (GetParam() == StoreKind::Postgres) spec.db = location_;
+    fs::create_directories(spec.out_dir);
+    register_study(*store::open_results_store(spec.db_path()), spec);
+  }
+  const std::string log = (dir_ / "worker.log").string();
+  ASSERT_EQ(wait_process(spawn(sweep_cmd(fa, {"--worker-only", "--then-study-file", ft}), log)), 0) << "see " << log;
+  const std::string a_db = GetParam() == StoreKind::Sqlite ? (dir_ / "a" / "out" / "results.sqlite").string() : location_;
+  const auto a_trials = store::open_results_store(a_db)->trials("a");
+  ASSERT_EQ(a_trials.size(), 1u);
+  EXPECT_EQ(a_trials[0].status, store::TrialStatus::Done) << a_trials[0].error;
+  expect_complete_and_unique(2);
+  for (auto& t : open()->trials("t")) EXPECT_EQ(t.worker_id, a_trials[0].worker_id) << "one worker trained both";
+  // Without --worker-only the flag is refused.
+  const std::string log2 = (dir_ / "refused.log").string();
+  EXPECT_NE(wait_process(spawn(sweep_cmd(ft, {"--then-study-file", fa}), log2)), 0);
+  std::ifstream in(log2);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("--then-study-file is for --worker-only"), std::string::npos) << text;
+}
+
 TEST_P(SweepTest, StaleClaimOfAWorkerOnAnotherHostIsRecovered) {
   nlohmann::json j = study_json(dir_);
   j["epochs"] = {0.25};

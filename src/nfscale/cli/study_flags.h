@@ -18,6 +18,7 @@ struct StudyArgs {
   std::string db;          // results store (--db or NFSCALE_DB); "" = <out>/results.sqlite
   study::SweepOptions sweep;
   bool worker_only = false;  // internal: run one worker of an already registered study
+  std::string then_study_file;  // internal, with worker_only: a second registered study to work on after the first
 };
 
 void add_study_flags(CLI::App& app, StudyArgs& args);

@@ -142,9 +142,12 @@ pid_t start_plan_check(PlanCheck& c, const StudySpec& spec, const scaling::FitOp
     child.stderr_path = (fs::path(check.out_dir) / "worker.log").string();
     std::fprintf(stderr, "[study] planner check: %s for %.3g epochs at base LR %.3g trains beside the seed repeats "
                  "(log: %s)\n", c.plan.model.c_str(), c.plan.epochs, c.plan.lr, child.stderr_path.c_str());
+    // Once its run is trained, the same worker claims seed repeats until none is left, so its core does not idle
+    // while the repeats' own worker finishes them alone (the default study: 124 s of 1083, session 14).
     return spawn_process({"/proc/self/exe", "--threads", "1", "sweep", "--study-file",
                           (fs::path(check.out_dir) / "study.json").string(), "--worker-only", "--stale-after",
-                          std::to_string(options.stale_after_s)},
+                          std::to_string(options.stale_after_s), "--then-study-file",
+                          (fs::path(spec.out_dir) / "study.json").string()},
                          child);
   } catch (const UserError& e) {
     c.error = e.what();

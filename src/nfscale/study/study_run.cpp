@@ -23,7 +23,8 @@ StudyRun run_study(const StudySpec& spec, const StudyRunOptions& options) {
     }
     // 2. Noise: the frontier trials again under further seeds; 3. the planner checked by a real run above the
     // swept range, planned from the sweep and trained beside the repeats (each run uses one core: these models
-    // gain nothing from a second thread), then judged by the prediction of the fit that includes the repeats.
+    // gain nothing from a second thread; once the check's run is trained, its worker claims repeats too), then
+    // judged by the prediction of the fit that includes the repeats.
     if (spec.frontier_repeats > 0) {
       {
         auto db = store::open_results_store(spec.db_path());
