@@ -134,6 +134,15 @@ TEST(DistCli, KillingTheLauncherEndsItsRanks) {
   const pid_t launcher = start_and_wait_for_steps(train_args(dir, 2, 40.0), dir, ranks);
   ASSERT_GT(launcher, 0);
   ASSERT_EQ(ranks.size(), 2u);
+  // Each rank ignores SIGPIPE (a peer gone first is an error it reports, not a silent death): bit SIGPIPE - 1 of the
+  // SigIgn mask in /proc/<pid>/status.
+  for (pid_t r : ranks) {
+    const std::string status = slurp("/proc/" + std::to_string(r) + "/status");
+    const size_t at = status.find("SigIgn:");
+    ASSERT_NE(at, std::string::npos) << status;
+    const unsigned long long ignored = std::stoull(status.substr(at + 7), nullptr, 16);
+    EXPECT_TRUE(ignored & (1ull << (SIGPIPE - 1))) << "rank " << r << " SigIgn " << std::hex << ignored;
+  }
   ::kill(launcher, SIGKILL);
   EXPECT_EQ(wait_status(launcher), 1000 + SIGKILL);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <string>
 
@@ -46,6 +47,10 @@ bool run_ranks(const DistArgs& a, const std::function<void(const train::TrainHoo
   const bool launched_rank = std::getenv(dist::kLauncherEnv) != nullptr;
   // A rank of --nproc ends (SIGTERM: all ranks stop at a step boundary, rank 0 checkpoints) if its launcher dies.
   if (launched_rank) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // A rank writing to a peer that already exited (Gloo's sockets, the TCP store) must get an error it can report,
+  // not a SIGPIPE that ends it silently before its last lines (suspected in a rare DistCli failure where rank 0's
+  // "[train] stopped after" line was missing after its launcher's kill -9).
+  if (launched_rank || env.distributed) std::signal(SIGPIPE, SIG_IGN);
   if (a.nproc > 1 && !launched_rank) {
     require(!env.distributed, "--nproc " + std::to_string(a.nproc) +
                                   " was given but WORLD_SIZE is set (a launcher such as torchrun started this "
