@@ -1,5 +1,6 @@
 // conv_test_util.h - helpers shared by the tests of the direct convolution kernels (test_grouped_conv3x3.cpp,
-// test_dense_conv3x3.cpp): the ISAs this CPU runs, relative errors, and the autograd node a WSConv2d output comes from.
+// test_dense_conv3x3.cpp; the route switch and max_abs also by test_squeeze_excite_tail.cpp): the ISAs this CPU runs,
+// relative errors, and the autograd node a WSConv2d output comes from.
 #pragma once
 #include <torch/torch.h>
 

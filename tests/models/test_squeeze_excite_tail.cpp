@@ -15,21 +15,15 @@
 #include "nfscale/models/pointwise_linear.h"
 #include "nfscale/models/squeeze_excite_tail.h"
 #include "nfscale/train/autocast.h"
+#include "conv_test_util.h"
 #include "models_test_util.h"
 
 namespace nfscale::models {
 namespace se_tail_test {  // named, not anonymous: the unity build joins this file with other tests
 
 using test::FusedSwitch;
-
-double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
-
-// Sets the node's switch and restores the previous value on scope exit.
-struct SeSwitch {
-  bool before = squeeze_excite_tail_enabled();
-  explicit SeSwitch(bool on) { set_squeeze_excite_tail(on); }
-  ~SeSwitch() { set_squeeze_excite_tail(before); }
-};
+using test::max_abs;
+using SeSwitch = test::RouteSwitch<set_squeeze_excite_tail>;  // the node's switch for a scope (on again after)
 
 // The inputs of one node: shortcut, h [B,C,H,W]; SE weights; skip gain. Leaves with requires_grad.
 struct Inputs {

@@ -158,7 +158,7 @@ class ResidualTailFn : public torch::autograd::Function<ResidualTailFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &branch = saved[0], &coef = saved[1], &unit = saved[2];  // [B,C,H,W], [B,C], [B,C]
-    const Tensor g = same_strides(grads[0].to(branch.scalar_type()), branch);
+    const Tensor g = grads[0].to(branch.scalar_type());  // [B,C,H,W]
     Tensor dbr, dot;  // [B,C,H,W], [B,C]
     residual_tail_grad_pass(g, branch, coef, dbr, dot);
     // d gate[b,c] = skip_gain * 2 alpha mask[b] * dot[b,c];  d skip_gain = sum(2 alpha gate mask * dot).
@@ -479,8 +479,9 @@ Tensor residual_tail_pass(const Tensor& shortcut, const Tensor& branch, const Te
   return out;
 }
 
-void residual_tail_grad_pass(const Tensor& g, const Tensor& branch, const Tensor& coef, Tensor& dbr, Tensor& dot) {
-  // g, branch [B,C,H,W] same dtype and strides; coef [B,C] contiguous -> dbr (branch's strides), dot [B,C] (coef's dtype)
+void residual_tail_grad_pass(const Tensor& grad, const Tensor& branch, const Tensor& coef, Tensor& dbr, Tensor& dot) {
+  // grad, branch [B,C,H,W] same dtype; coef [B,C] contiguous -> dbr (branch's strides), dot [B,C] (coef's dtype)
+  const Tensor g = same_strides(grad, branch);  // a copy only when the layouts differ
   const auto st = branch.scalar_type();
   const int64_t C = branch.size(1);
   dbr = at::empty_like(branch);

@@ -50,7 +50,7 @@ ResidualTailCoef residual_tail_coef(const torch::Tensor& gate, const torch::Tens
 // fp64) and the same dense strides; coef [B,C] from residual_tail_coef. Parallel over images.
 torch::Tensor residual_tail_pass(const torch::Tensor& shortcut, const torch::Tensor& branch, const torch::Tensor& coef);
 // Its backward: dbranch = coef * g (branch's strides) and dot[b,c] = sum_hw g * branch (coef's dtype), in one pass.
-// g has branch's dtype and strides.
+// g has branch's dtype, any strides (copied to branch's when they differ).
 void residual_tail_grad_pass(const torch::Tensor& g, const torch::Tensor& branch, const torch::Tensor& coef,
                              torch::Tensor& dbranch, torch::Tensor& dot);
 

@@ -44,31 +44,27 @@ torch::Tensor forward_gemm(const torch::Tensor& rows, const torch::Tensor& weigh
   return y;
 }
 
+// C [M, N] = op(A) [M, K] @ B [K, N] on oneDNN's sgemm (row-major, contiguous; op(A) = A^T when trans_a); an empty
+// inner dimension (K = 0) gives zeros.
+torch::Tensor onednn_product(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                             const torch::TensorOptions& options) {
+  torch::Tensor C = torch::empty({M, N}, options);
+  if (M > 0 && N > 0) {
+    if (K > 0)
+      onednn_sgemm(trans_a, false, M, N, K, A, lda, B, N, 0.0f, C.data_ptr<float>(), N);
+    else
+      C.zero_();
+  }
+  return C;
+}
+
 // dx = dY W, dW = dY^T X on oneDNN's sgemm (fp32, contiguous); db = column sums of dY.
 LinearRowsGrads onednn_backward(const torch::Tensor& dy, const torch::Tensor& x, const torch::Tensor& w, bool need_dx,
                                 bool need_dw, bool need_db) {
   const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
   LinearRowsGrads r;
-  if (need_dx) {
-    r.dx = torch::empty({M, in}, x.options());  // dY [M, out] @ W [out, in]
-    if (M > 0 && in > 0) {
-      if (out > 0)
-        onednn_sgemm(false, false, M, in, out, dy.data_ptr<float>(), out, w.data_ptr<float>(), in, 0.0f,
-                     r.dx.data_ptr<float>(), in);
-      else
-        r.dx.zero_();
-    }
-  }
-  if (need_dw) {
-    r.dw = torch::empty({out, in}, w.options());  // dY^T [out, M] @ X [M, in]
-    if (out > 0 && in > 0) {
-      if (M > 0)
-        onednn_sgemm(true, false, out, in, M, dy.data_ptr<float>(), out, x.data_ptr<float>(), in, 0.0f,
-                     r.dw.data_ptr<float>(), in);
-      else
-        r.dw.zero_();
-    }
-  }
+  if (need_dx) r.dx = onednn_product(false, M, in, out, dy.data_ptr<float>(), out, w.data_ptr<float>(), x.options());
+  if (need_dw) r.dw = onednn_product(true, out, in, M, dy.data_ptr<float>(), out, x.data_ptr<float>(), w.options());
   if (need_db) r.db = dy.sum(0);  // [out]
   return r;
 }

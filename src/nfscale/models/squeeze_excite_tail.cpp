@@ -53,8 +53,7 @@ class SqueezeExciteTailFn : public torch::autograd::Function<SqueezeExciteTailFn
     const Tensor &w0 = saved[4], &w1 = saved[5];                                      // [hid, C], [C, hid]
     const Tensor &coef = saved[6], &unit = saved[7], &ms = saved[8], &sg = saved[9];  // [B,C] [B,C] [B,1] []
     const int64_t B = h.size(0), C = h.size(1), hw = h.size(2) * h.size(3);
-    Tensor g = grads[0].to(h.scalar_type());  // [B,C,H,W], in h's strides below (a copy only if they differ)
-    if (g.strides() != h.strides() || !g.is_non_overlapping_and_dense()) g = at::empty_like(h).copy_(g);
+    const Tensor g = grads[0].to(h.scalar_type());  // [B,C,H,W]
     // tail: dh = coef g (added to below), dot = sum_hw g h, d gate and d skip_gain
     Tensor dh, dot;
     residual_tail_grad_pass(g, h, coef, dh, dot);

@@ -50,13 +50,12 @@ torch::Tensor NFBlockImpl::forward(const torch::Tensor& x) {
   }
   if (fused_ops_enabled() && !active_counter() && x.device().is_cpu()) {  // CPU kernels; other devices: ATen below
     auto h = branch_before_se(out);                                  // [B, out, H/s, W/s]
-    if (squeeze_excite_tail_applies(h)) {                            // fp32/fp64: gate and tail as one node
-      auto mask = stochastic_depth_mask(h, options_.stochastic_depth, is_training());  // [B,1,1,1] or undefined
+    // (the gate draws no random numbers: the mask is the same draw as on the unfused path)
+    auto mask = stochastic_depth_mask(h, options_.stochastic_depth, is_training());  // [B,1,1,1] or undefined
+    if (squeeze_excite_tail_applies(h))                              // fp32/fp64: gate and tail as one node
       return squeeze_excite_tail(shortcut, h, se->fc0->weight, se->fc0->bias, se->fc1->weight, se->fc1->bias, mask,
                                  skip_gain, options_.alpha);
-    }
     auto gate = se->gate(h).flatten(1);                              // [B, out]
-    auto mask = stochastic_depth_mask(h, options_.stochastic_depth, is_training());  // [B,1,1,1] or undefined
     // shortcut + alpha * skip_gain * 2 * gate * mask * h in one pass (same random draws as the unfused path).
     return fused_residual_tail(shortcut, h, gate, mask, skip_gain, options_.alpha);
   }
